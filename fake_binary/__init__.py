@@ -1,0 +1,1 @@
+"""Stand-in for the CPU-bound, multithreaded video analysis binary the worker runs."""

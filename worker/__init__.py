@@ -1,0 +1,1 @@
+"""What runs on an instance: the worker that turns queued XML requests into XML responses."""

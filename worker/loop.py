@@ -1,0 +1,135 @@
+"""The worker loop: receive a batch, process each message, delete the answered ones, repeat.
+
+SIGTERM drains: no new receive, the running job finishes, unstarted messages are handed back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.activity import ActivityLog
+from worker.config import WorkerConfig
+from worker.heartbeat import Heartbeat
+from worker.inbox import Inbox
+from worker.outcome import Outcome
+from worker.pipeline import Pipeline
+from worker.queue import RequestQueue
+
+_log = logging.getLogger(__name__)
+_ERROR_PAUSE_S = 2.0
+
+
+class Interrupted(BaseException):
+    """Raised from the signal handler to end an idle long poll at once."""
+
+
+@dataclass
+class Stats:
+    """Outcomes so far, by kind."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    last: Outcome | None = None
+
+    def record(self, outcome: Outcome) -> None:
+        """Count one outcome."""
+        self.outcomes[outcome.kind] += 1
+        self.last = outcome
+
+
+class Worker:
+    """Runs the pipeline over the request queue until ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        queue: RequestQueue,
+        pipeline: Pipeline,
+        inbox: Inbox,
+        heartbeat: Heartbeat,
+        log: ActivityLog,
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.pipeline = pipeline
+        self.inbox = inbox
+        self.heartbeat = heartbeat
+        self.log = log
+        self.stop = threading.Event()
+        self.idle = threading.Event()
+        self.stats = Stats()
+
+    def run(self) -> Stats:
+        """Work until stopped; returns the outcome counts."""
+        self.log.event("started", detail=f"polling {self.config.request_queue_url}")
+        self.heartbeat.start()
+        try:
+            while not self.stop.is_set():
+                self.settle()
+                batch = self.receive()
+                self.inbox.add(batch)
+                self.work_through()
+        except Interrupted:
+            pass
+        finally:
+            self.heartbeat.close()
+            self.shutdown()
+        return self.stats
+
+    def receive(self) -> list:  # type: ignore[type-arg]
+        """One long poll; an AWS error pauses briefly rather than ending the worker."""
+        self.idle.set()
+        try:
+            if self.stop.is_set():
+                return []
+            batch = self.queue.receive(
+                self.config.batch_size, self.config.wait_time_s, self.config.visibility_timeout_s
+            )
+        except (BotoCoreError, ClientError) as exc:
+            self.log.event("error", status="RECEIVE_FAILED", detail=str(exc))
+            self.stop.wait(_ERROR_PAUSE_S)
+            return []
+        finally:
+            self.idle.clear()
+        self.heartbeat.reset()
+        return batch
+
+    def work_through(self) -> None:
+        """Process held messages in order; on stop, leave the rest for ``shutdown``."""
+        while not self.stop.is_set():
+            message = self.inbox.take()
+            if message is None:
+                return
+            self.stats.record(self.pipeline.process(message))
+
+    def settle(self) -> None:
+        """Delete every answered message (one batch call per ten)."""
+        settled = self.inbox.take_settled()
+        if not settled:
+            return
+        try:
+            failed = self.queue.delete(settled)
+        except (BotoCoreError, ClientError) as exc:
+            # Not deleted means it comes back; its claim is done, so it is only re-sent.
+            self.log.event("error", status="DELETE_FAILED", detail=str(exc))
+            return
+        for message in settled:
+            if message not in failed:
+                self.log.event("deleted", message_id=message.message_id)
+
+    def shutdown(self) -> None:
+        """Delete what is answered, hand back what is unstarted, flush the log."""
+        self.settle()
+        waiting = self.inbox.take_waiting()
+        if waiting:
+            try:
+                self.queue.set_visibility(waiting, 0)
+            except (BotoCoreError, ClientError) as exc:
+                _log.warning("could not hand back %d messages: %s", len(waiting), exc)
+            for message in waiting:
+                self.log.event("released", message_id=message.message_id, detail="draining")
+        self.log.event("stopped", detail=f"outcomes {dict(self.stats.outcomes)}")

@@ -1,0 +1,95 @@
+"""Entry point of a worker process: ``fleetlab-worker`` (or ``python -m worker``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+from worker.activity import ActivityLog, CloudWatchSink
+from worker.aws import Clients
+from worker.claims import Claims
+from worker.config import WorkerConfig, load_worker_config
+from worker.deliver import Deliverer
+from worker.errors import FleetlabError
+from worker.heartbeat import Beat, Heartbeat
+from worker.http import SafeHttp
+from worker.inbox import Inbox
+from worker.job import JobContext
+from worker.loop import Interrupted, Worker
+from worker.pipeline import Pipeline
+from worker.queue import RequestQueue
+from worker.services import load_registry
+from worker.status import StatusReporter
+from worker.store import S3JsonStore
+
+
+def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
+    """Wire a worker from its configuration."""
+    clients = Clients(config.aws, read_timeout_s=config.wait_time_s + 10)
+    store = S3JsonStore(clients.s3, config.bucket)
+    queue = RequestQueue(clients.sqs, config.request_queue_url, config.response_queue_url)
+    http = SafeHttp(config.url_policy)
+    sink = CloudWatchSink(clients.logs, config.log_group, config.worker_id)
+    log = ActivityLog(
+        config.worker_id, config.work_dir / "activity.log", sink, flush_s=config.log_flush_s
+    )
+    inbox = Inbox()
+    pipeline = Pipeline(
+        config=config,
+        queue=queue,
+        claims=Claims(store, config.worker_id),
+        deliverer=Deliverer(http, queue, config.retry, config.limits),
+        registry=load_registry(config.services_file),
+        job=JobContext(config=config, http=http, s3=clients.s3),
+        log=log,
+        inbox=inbox,
+    )
+    beat = Beat(config.heartbeat_interval_s, config.visibility_timeout_s, config.hold_s)
+
+    def on_event(event: str, message_id: str) -> None:
+        log.event(event, message_id=message_id)
+
+    heartbeat = Heartbeat(inbox, queue, beat, on_event=on_event)
+    worker = Worker(config, queue, pipeline, inbox, heartbeat, log)
+    status = StatusReporter(
+        store,
+        config.worker_id,
+        inbox,
+        worker.stats,
+        lambda: clients.counter.total,
+        config.status_interval_s,
+    )
+    return worker, status
+
+
+def main() -> int:
+    """Run one worker until SIGTERM/SIGINT; exit 0 after a clean drain, 2 on bad configuration."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load_worker_config()
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+        worker, status = build(config)
+    except FleetlabError as exc:
+        print(f"fleetlab-worker: {exc}", file=sys.stderr)
+        return 2
+
+    def drain(signum: int, _frame: FrameType | None) -> None:
+        worker.stop.set()
+        if worker.idle.is_set():
+            raise Interrupted
+
+    signal.signal(signal.SIGTERM, drain)
+    signal.signal(signal.SIGINT, drain)
+    status.start()
+    try:
+        worker.run()
+    finally:
+        status.close()
+        worker.log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

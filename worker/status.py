@@ -1,0 +1,83 @@
+"""The worker's status document in S3 (``status/<worker-id>.json``), written every few seconds.
+
+State, current request, jobs done, code version and heartbeat time: what ``lab status`` and,
+later, the scaler read. Only this worker writes its own key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from worker.errors import StoreError
+from worker.inbox import Inbox
+from worker.loop import Stats
+from worker.store import JsonStore
+
+_log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+class StatusReporter:
+    """Writes the status document on start, every ``interval_s`` and on stop."""
+
+    def __init__(
+        self,
+        store: JsonStore,
+        worker_id: str,
+        inbox: Inbox,
+        stats: Stats,
+        calls: Callable[[], int],
+        interval_s: float,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._worker_id = worker_id
+        self._inbox = inbox
+        self._stats = stats
+        self._calls = calls
+        self._interval_s = interval_s
+        self._wall = wall
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="status", daemon=True)
+
+    def start(self) -> None:
+        """Write ``idle`` and keep writing."""
+        self.write("idle")
+        self._thread.start()
+
+    def close(self) -> None:
+        """Write ``stopped`` and end the thread."""
+        self._closed.set()
+        self._thread.join(timeout=10)
+        self.write("stopped")
+
+    def document(self, state: str) -> dict[str, Any]:
+        """The status as stored."""
+        running = self._inbox.running()
+        return {
+            "worker_id": self._worker_id,
+            "pid": os.getpid(),
+            "state": "busy" if state == "idle" and running else state,
+            "current_request": running.message.message_id if running else None,
+            "jobs_done": sum(self._stats.outcomes.values()),
+            "outcomes": dict(self._stats.outcomes),
+            "api_calls": self._calls(),
+            "code_version": VERSION,
+            "heartbeat_at": self._wall(),
+        }
+
+    def write(self, state: str) -> None:
+        """Write the document now; a failure is logged and retried on the next beat."""
+        try:
+            self._store.put(f"status/{self._worker_id}.json", self.document(state))
+        except StoreError as exc:
+            _log.warning("status write failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._closed.wait(self._interval_s):
+            self.write("idle")
