@@ -65,7 +65,11 @@ def test_userinfo_is_parsed_and_unquoted() -> None:
 def test_public_ip_literals_need_no_resolution() -> None:
     assert check_url(f"http://{PUBLIC_IP}/", STRICT, must_not_resolve).addresses == (PUBLIC_IP,)
     v6 = check_url("http://[2606:4700:4700::1111]:8080/", STRICT, must_not_resolve)
-    assert (v6.host, v6.port, v6.addresses) == ("2606:4700:4700::1111", 8080, ("2606:4700:4700::1111",))
+    assert (v6.host, v6.port, v6.addresses) == (
+        "2606:4700:4700::1111",
+        8080,
+        ("2606:4700:4700::1111",),
+    )
 
 
 def test_non_ascii_path_is_percent_encoded() -> None:

@@ -1,0 +1,1 @@
+"""The lab: runs fleetlab on one machine against AWS emulators."""

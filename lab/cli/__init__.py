@@ -1,0 +1,18 @@
+"""The `lab` command: a thin Typer front over the lab library, one sub-app per file."""
+
+from __future__ import annotations
+
+import typer
+
+from lab.cli import env, fleet, jobs, observe
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run fleetlab on one machine.")
+app.add_typer(env.app, name="env")
+fleet.register(app)
+jobs.register(app)
+observe.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,23 @@
+"""Errors of the lab, under the one fleetlab root."""
+
+from __future__ import annotations
+
+from worker.errors import FleetlabError
+
+
+class LabError(FleetlabError):
+    """Raised when the lab cannot do what was asked (start, stop, find its state)."""
+
+    code = "LAB_ERROR"
+
+
+class NotRunning(LabError):
+    """Raised when a command needs a running lab and there is none."""
+
+    code = "LAB_NOT_RUNNING"
+
+
+class StartFailed(LabError):
+    """Raised when a lab process (emulator, worker, receiver) does not come up."""
+
+    code = "START_FAILED"

@@ -1,0 +1,57 @@
+"""Lab settings: one frozen dataclass built at the CLI edge; names, ports, the state folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """Where the lab keeps its state and what it calls its resources."""
+
+    home: Path
+    region: str = "us-east-1"
+    emulator_port: int = 5000
+    receiver_port: int = 8765
+    request_queue: str = "fleetlab-requests"
+    response_queue: str = "fleetlab-responses"
+    dead_letter_queue: str = "fleetlab-dead-letters"
+    bucket: str = "fleetlab-local"
+    log_group: str = "/fleetlab/local"
+    visibility_timeout_s: int = 30
+    max_receive_count: int = 5
+
+    @property
+    def endpoint_url(self) -> str:
+        """The emulator's endpoint."""
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def receiver_url(self) -> str:
+        """The callback receiver's base URL."""
+        return f"http://127.0.0.1:{self.receiver_port}"
+
+    @property
+    def pids(self) -> Path:
+        """Folder of pid files: what `lab down` may stop, and nothing else."""
+        return self.home / "pids"
+
+    @property
+    def logs(self) -> Path:
+        """Folder of process logs."""
+        return self.home / "logs"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> LabSettings:
+    """Build settings from ``FLEETLAB_LAB_HOME`` and port overrides (default ``./.lab``)."""
+    env = os.environ if env is None else env
+    home = Path(env.get("FLEETLAB_LAB_HOME") or Path.cwd() / ".lab").resolve()
+    return LabSettings(
+        home=home,
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        emulator_port=int(env.get("FLEETLAB_EMULATOR_PORT") or 5000),
+        receiver_port=int(env.get("FLEETLAB_RECEIVER_PORT") or 8765),
+    )
