@@ -32,6 +32,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Timeout
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from worker.config import UrlPolicy
 from worker.errors import (
@@ -57,7 +58,10 @@ _SENSITIVE = ("Authorization", "Proxy-Authorization", "Cookie")
 
 @dataclass(frozen=True)
 class HttpResult:
-    """What a server answered: status, (possibly truncated) body and the final URL."""
+    """What a server answered: status, (possibly truncated) body and the final URL.
+
+    ``url`` is as given or redirected to, credentials included: pass it through redact_url to log.
+    """
 
     status: int
     body: bytes
@@ -218,7 +222,19 @@ class _Call:
     def failed(self, exc: BaseException) -> FleetlabError:
         if self.guard.fired or _is_timeout(exc):
             return self.timed_out()
-        return self.error(f"{self.what} {redact_url(self.url)} failed: {_describe(exc)}")
+        return self.failed_with(_describe(exc))
+
+    def failed_with(self, reason: str) -> FleetlabError:
+        return self.error(f"{self.what} {redact_url(self.url)} failed: {reason}")
+
+    @contextmanager
+    def transport(self) -> Iterator[None]:
+        """Name network failures as this call's error; local errors (disk) pass through as is."""
+        try:
+            yield
+        except (Urllib3Error, HTTPException, OSError) as exc:
+            # ``from None``: urllib3's messages can echo the request target, query and all.
+            raise self.failed(exc) from None
 
 
 class SafeHttp:
@@ -311,18 +327,15 @@ class SafeHttp:
                     _release(call.guard, response)
         except UrlRejected as exc:
             # For delivery, a refused callback or redirect is one more way the delivery failed.
-            raise DeliveryError(str(exc)) from None
+            raise DeliveryError(f"callback {exc}") from None
 
     @contextmanager
     def _running(self, call: _Call) -> Iterator[None]:
-        """Arm the call's deadline and turn transport failures into the call's error class."""
+        """Arm the call's deadline for the duration of the block."""
         self._watchdog.arm(call.guard)
         token = _ACTIVE.set(call.guard)
         try:
             yield
-        except (Urllib3Error, HTTPException, OSError) as exc:
-            # ``from None``: urllib3's messages can echo the request target, query and all.
-            raise call.failed(exc) from None
         finally:
             _ACTIVE.reset(token)
             call.guard.finish()
@@ -361,7 +374,7 @@ class SafeHttp:
                 return self._resolve(host, port)
             except OSError as exc:
                 reason = exc.strerror or type(exc).__name__
-                raise call.error(f"cannot resolve {host} ({reason})") from None
+                raise call.failed_with(f"cannot resolve {host} ({reason})") from None
 
         checked = check_url(url, self._policy, resolve)
         if checked.scheme not in DEFAULT_PORTS:
@@ -404,18 +417,20 @@ class SafeHttp:
         remaining = call.guard.remaining()
         if remaining <= 0:
             raise call.timed_out()
-        return self._pool(checked, address).urlopen(
-            call.method,
-            checked.target,
-            body=call.body,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            assert_same_host=False,
-            timeout=Timeout(connect=remaining, read=remaining),
-            preload_content=False,
-            release_conn=False,
-        )
+        pool = self._pool(checked, address)
+        with call.transport():
+            return pool.urlopen(
+                call.method,
+                checked.target,
+                body=call.body,
+                headers=headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=Timeout(connect=remaining, read=remaining),
+                preload_content=False,
+                release_conn=False,
+            )
 
     def _pool(self, checked: CheckedUrl, address: str) -> HTTPConnectionPool:
         key = (checked.scheme, address, checked.port, checked.host)
@@ -485,7 +500,7 @@ def _save(call: _Call, response: BaseHTTPResponse, dest: Path, max_bytes: int) -
     written = 0
     try:
         with dest.open("wb") as out:
-            while chunk := response.read(min(_CHUNK, max_bytes + 1 - written)):
+            while chunk := _read(call, response, min(_CHUNK, max_bytes + 1 - written)):
                 written += len(chunk)
                 if written > max_bytes:
                     raise InputTooLarge(
@@ -506,12 +521,17 @@ def _read_capped(call: _Call, response: BaseHTTPResponse, limit: int) -> bytes:
     """Read at most ``limit`` bytes of the body; whatever is beyond is never read."""
     chunks: list[bytes] = []
     total = 0
-    while total <= limit and (chunk := response.read(min(_CHUNK, limit + 1 - total))):
+    while total <= limit and (chunk := _read(call, response, min(_CHUNK, limit + 1 - total))):
         chunks.append(chunk)
         total += len(chunk)
     if total <= limit and call.guard.fired:
         raise call.timed_out()
     return b"".join(chunks)[:limit]
+
+
+def _read(call: _Call, response: BaseHTTPResponse, amount: int) -> bytes:
+    with call.transport():
+        return response.read(amount)
 
 
 def _discard(guard: _Guard, response: BaseHTTPResponse) -> None:
@@ -526,7 +546,8 @@ def _release(guard: _Guard, response: BaseHTTPResponse) -> None:
     guard.detach()
     # urllib3 releases the connection itself once the body is read to the end.
     if response.connection is not None:
-        response.close()
+        with suppress(OSError):
+            response.close()
     response.release_conn()
 
 
@@ -538,10 +559,16 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    """A short reason from the innermost OS error (e.g. 'Connection refused'), else the type."""
+    """A short reason from down the chain ('Connection refused', a certificate mismatch...)."""
     seen: BaseException | None = exc
-    while seen is not None:
+    for _ in range(10):  # chains are short; never loop on a cyclic one
+        if seen is None:
+            break
         if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
-        seen = seen.__cause__ or seen.__context__
+            return seen.strerror[:200]
+        # These say what went wrong without echoing the request (no URL, no credentials).
+        if isinstance(seen, (HTTPException, CertificateError)) and str(seen):
+            return str(seen)[:200]
+        nested = [arg for arg in seen.args if isinstance(arg, BaseException)]
+        seen = seen.__cause__ or seen.__context__ or (nested[0] if nested else None)
     return type(exc).__name__

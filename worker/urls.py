@@ -213,10 +213,14 @@ def _addresses(
 ) -> tuple[str, ...]:
     literal = _literal_address(url, host)
     found = [literal] if literal is not None else _resolve(url, host, port, resolve)
+    verb = "resolves to" if literal is None else "means"
     for address in found:
         reason = forbidden_reason(address, policy)
-        if reason is not None:
-            raise _reject(url, f"host {host} resolves to {address}, which {reason}")
+        if reason is None:
+            continue
+        if str(address) == host:
+            raise _reject(url, f"{address} {reason}")
+        raise _reject(url, f"host {host} {verb} {address}, which {reason}")
     return tuple(dict.fromkeys(str(address) for address in found))
 
 

@@ -27,11 +27,11 @@ def up(
         config = settings()
         lab_env = fleet.up(config, workers)
         typer.echo(
-            f"lab up: emulator {lab_env.endpoint_url}, {workers} worker(s), receiver {lab_env.receiver_url}"
+            f"lab up: emulator {lab_env.endpoint_url}, {workers} worker(s), "
+            f"receiver {lab_env.receiver_url}"
         )
-        if samples:
-            if not run_samples(lab_env, wait):
-                raise typer.Exit(1)
+        if samples and not run_samples(lab_env, wait):
+            raise typer.Exit(1)
 
 
 def run_samples(lab_env: LabEnv, wait: float) -> bool:

@@ -60,19 +60,20 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     with errors_to_exit():
         env = lab_env()
         clients = AwsClients.for_env(env)
-        data = {"queues": queue_depths(clients, env), "workers": workers(clients, env)}
+        depths, found = queue_depths(clients, env), workers(clients, env)
     if as_json:
-        emit_json(data)
+        emit_json({"queues": depths, "workers": found})
         return
-    for name, depth in data["queues"].items():
+    for name, depth in depths.items():
         typer.echo(
-            f"queue {name:12} visible {depth['visible']:5}  in flight {depth['in_flight']:5}  delayed {depth['delayed']:3}"
+            f"queue {name:12} visible {depth['visible']:5}  in flight {depth['in_flight']:5}  "
+            f"delayed {depth['delayed']:3}"
         )
-    for w in data["workers"]:
+    for w in found:
         flag = "  STALE" if w["stale"] else ""
         typer.echo(
-            f"worker {w['worker_id']:10} {w['state']:8} process {w['process']:5} jobs {w['jobs_done']:6} "
-            f"heartbeat {w['heartbeat_age_s']:6.1f}s ago{flag}"
+            f"worker {w['worker_id']:10} {w['state']:8} process {w['process']:5} "
+            f"jobs {w['jobs_done']:6} heartbeat {w['heartbeat_age_s']:6.1f}s ago{flag}"
         )
 
 

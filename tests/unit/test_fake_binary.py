@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # the lab venv does not install the project itself
-    sys.path.insert(0, str(REPO_ROOT))
 
-from fake_binary.__main__ import main, resolve_speed  # noqa: E402
-from fake_binary.analysis import (  # noqa: E402
+from fake_binary.__main__ import main, resolve_speed
+from fake_binary.analysis import (
     Header,
     analyse,
     duration_for,
@@ -27,7 +25,7 @@ from fake_binary.analysis import (  # noqa: E402
     parse_header,
     resolve_fault,
 )
-from fake_binary.burn import burn  # noqa: E402
+from fake_binary.burn import burn
 
 FAST = ["--speed", "0.001"]
 

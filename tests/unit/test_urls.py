@@ -15,24 +15,24 @@ OPEN = UrlPolicy(allow_loopback=True, allow_private=True)
 PUBLIC_IP = "93.184.216.34"
 
 
-def fake_resolver(table: dict[str, list[str]]):
+class FakeResolver:
     """A resolver answering from ``table``; it records what it was asked."""
-    asked: list[tuple[str, int]] = []
 
-    def resolve(host: str, port: int) -> list[str]:
-        asked.append((host, port))
-        return table.get(host, [])
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[tuple[str, int]] = []
 
-    resolve.asked = asked  # type: ignore[attr-defined]
-    return resolve
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append((host, port))
+        return self.table.get(host, [])
 
 
 def must_not_resolve(host: str, port: int) -> list[str]:
     raise AssertionError(f"resolver called for {host}:{port}")
 
 
-def resolving_to(*addresses: str):
-    return fake_resolver({"host.example": list(addresses)})
+def resolving_to(*addresses: str) -> FakeResolver:
+    return FakeResolver({"host.example": list(addresses)})
 
 
 # --- allowed ------------------------------------------------------------------------------------
@@ -167,8 +167,8 @@ def test_integer_host_is_judged_as_the_address_it_means() -> None:
 
 def test_hostname_resolving_to_loopback_follows_policy() -> None:
     with pytest.raises(UrlRejected, match="loopback"):
-        check_url("http://localhost:8080/", STRICT, fake_resolver({"localhost": ["127.0.0.1"]}))
-    checked = check_url("http://localhost:8080/", LOOPBACK, fake_resolver({"localhost": ["::1"]}))
+        check_url("http://localhost:8080/", STRICT, FakeResolver({"localhost": ["127.0.0.1"]}))
+    checked = check_url("http://localhost:8080/", LOOPBACK, FakeResolver({"localhost": ["::1"]}))
     assert checked.addresses == ("::1",)
 
 
@@ -270,7 +270,7 @@ def test_malformed_urls_are_refused(url: str, why: str) -> None:
 
 def test_host_resolving_to_nothing_is_refused() -> None:
     with pytest.raises(UrlRejected, match="no address"):
-        check_url("http://nowhere.example/", STRICT, fake_resolver({}))
+        check_url("http://nowhere.example/", STRICT, FakeResolver({}))
 
 
 def test_resolver_failure_is_a_refusal() -> None:

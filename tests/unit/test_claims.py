@@ -1,0 +1,81 @@
+"""Claim rules: one run per request, takeover only after the lease, fenced late results."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from worker.claims import Acquired, AlreadyDone, Claim, Claims, claim_key, decide
+from worker.errors import ClaimBusy, ClaimLost, PreconditionFailed
+from worker.store import Versioned
+
+
+class DictStore:
+    """An in-memory JsonStore with S3's conditional-write semantics (etag per version)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, Versioned] = {}
+        self._etags = (f'"{n}"' for n in itertools.count())
+
+    def create(self, key: str, doc: dict[str, Any]) -> str:
+        if key in self.docs:
+            raise PreconditionFailed(key)
+        return self.put(key, doc)
+
+    def replace(self, key: str, doc: dict[str, Any], etag: str) -> str:
+        if key not in self.docs or self.docs[key].etag != etag:
+            raise PreconditionFailed(key)
+        return self.put(key, doc)
+
+    def put(self, key: str, doc: dict[str, Any]) -> str:
+        etag = next(self._etags)
+        self.docs[key] = Versioned(dict(doc), etag)
+        return etag
+
+    def read(self, key: str) -> Versioned | None:
+        return self.docs.get(key)
+
+
+def test_key_prefers_the_clients_request_id() -> None:
+    assert claim_key("m1", "r") == claim_key("m2", "r")
+    assert claim_key("m1", None) != claim_key("m2", None)
+
+
+@pytest.mark.parametrize(
+    ("state", "lease_until", "now", "verdict"),
+    [("done", 0, 100, "done"), ("running", 99, 100, "takeover"), ("running", 101, 100, "busy")],
+)
+def test_decide(state: str, lease_until: float, now: float, verdict: str) -> None:
+    claim = Claim("k", "w", 1, lease_until, state, "m", "e")  # type: ignore[arg-type]
+    assert decide(claim, now) == verdict
+
+
+def test_second_worker_is_busy_until_the_lease_expires_then_takes_over() -> None:
+    store = DictStore()
+    first, second = Claims(store, "w1"), Claims(store, "w2")
+    got = first.acquire("k", "m", now=100, lease_s=30)
+    assert isinstance(got, Acquired) and not got.takeover
+    with pytest.raises(ClaimBusy) as busy:
+        second.acquire("k", "m", now=110, lease_s=30)
+    assert busy.value.retry_after == pytest.approx(20)
+    taken = second.acquire("k", "m", now=131, lease_s=30)
+    assert isinstance(taken, Acquired) and taken.takeover and taken.claim.token == 2
+    # The zombie wakes up: its late result is fenced off, the taker's stands.
+    with pytest.raises(ClaimLost):
+        first.finish(got.claim, "<late/>")
+    second.finish(taken.claim, "<winner/>")
+    again = first.acquire("k", "m", now=200, lease_s=30)
+    assert isinstance(again, AlreadyDone) and again.claim.response == "<winner/>"
+
+
+def test_renewal_keeps_the_claim_and_detects_loss() -> None:
+    store = DictStore()
+    claims = Claims(store, "w1")
+    got = claims.acquire("k", "m", now=0, lease_s=10)
+    assert isinstance(got, Acquired)
+    renewed = claims.renew(got.claim, now=8, lease_s=10)
+    assert renewed.lease_until == 18
+    with pytest.raises(ClaimLost):
+        claims.renew(got.claim, now=9, lease_s=10)  # stale etag: someone wrote since
