@@ -313,21 +313,17 @@ class SafeHttp:
     ) -> HttpResult:
         """POST ``body`` and return whatever status came back, body cut at ``max_response_bytes``.
 
-        Follows 307/308 only (re-checked, at most 3). Raises DeliveryError for everything else:
-        policy refusal, network failure, ``timeout_s`` total deadline passed.
+        Follows 307/308 only (re-checked, at most 3). Raises UrlRejected (policy: not worth a
+        retry) or DeliveryError (network or DNS failure, ``timeout_s`` total deadline passed).
         """
         call = _Call("callback URL", DeliveryError, timeout_s, url, "POST", body, headers, auth)
-        try:
-            with self._running(call):
-                response = self._follow(call, POST_REDIRECTS, POST_MAX_REDIRECTS)
-                try:
-                    data = _read_capped(call, response, max_response_bytes)
-                    return HttpResult(status=response.status, body=data, url=call.url)
-                finally:
-                    _release(call.guard, response)
-        except UrlRejected as exc:
-            # For delivery, a refused callback or redirect is one more way the delivery failed.
-            raise DeliveryError(f"callback {exc}") from None
+        with self._running(call):
+            response = self._follow(call, POST_REDIRECTS, POST_MAX_REDIRECTS)
+            try:
+                data = _read_capped(call, response, max_response_bytes)
+                return HttpResult(status=response.status, body=data, url=call.url)
+            finally:
+                _release(call.guard, response)
 
     @contextmanager
     def _running(self, call: _Call) -> Iterator[None]:

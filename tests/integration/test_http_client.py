@@ -432,8 +432,8 @@ def test_post_to_a_closed_port(client: SafeHttp) -> None:
         post(client, f"http://127.0.0.1:{closed_port()}/callback")
 
 
-def test_post_refused_by_policy_is_a_delivery_error(server: Server) -> None:
-    with SafeHttp(UrlPolicy()) as strict, pytest.raises(DeliveryError, match="loopback"):
+def test_post_refused_by_policy(server: Server) -> None:
+    with SafeHttp(UrlPolicy()) as strict, pytest.raises(UrlRejected, match="loopback"):
         post(strict, f"{server.url}/callback")
     assert server.connections == 0
 
@@ -468,10 +468,10 @@ def test_post_returns_other_redirects_as_they_are(client: SafeHttp, server: Serv
     assert server.seen[-1][1].startswith("/redirect")
 
 
-def test_post_redirect_to_metadata_is_a_delivery_error(
+def test_post_redirect_to_metadata_is_refused(
     client: SafeHttp, server: Server, connects: list[tuple[str, int]]
 ) -> None:
-    with pytest.raises(DeliveryError, match="metadata"):
+    with pytest.raises(UrlRejected, match="metadata"):
         post(client, redirect_url(server, "http://169.254.169.254/", status=307))
     assert connects == [("127.0.0.1", server.server_port)]
 
@@ -589,3 +589,11 @@ def test_local_disk_errors_are_not_blamed_on_the_input(
     dest = tmp_path / "missing-dir" / "f"
     with pytest.raises(FileNotFoundError):
         client.download(f"{server.url}/echo", dest, auth=None, max_bytes=100, timeout_s=5)
+
+
+def test_post_dns_failure_is_a_delivery_error() -> None:
+    def no_dns(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    with SafeHttp(LAB, resolve=no_dns) as http, pytest.raises(DeliveryError, match="resolve"):
+        post(http, "http://receiver.example/callback")

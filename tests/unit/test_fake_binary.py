@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 from fake_binary.__main__ import main, resolve_speed
 from fake_binary.analysis import (
     Header,
@@ -25,6 +23,8 @@ from fake_binary.analysis import (
     parse_header,
     resolve_fault,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 from fake_binary.burn import burn
 
 FAST = ["--speed", "0.001"]
