@@ -23,9 +23,9 @@ from fake_binary.analysis import (
     parse_header,
     resolve_fault,
 )
+from fake_binary.burn import burn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-from fake_binary.burn import burn
 
 FAST = ["--speed", "0.001"]
 
