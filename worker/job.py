@@ -103,13 +103,15 @@ def run_job(
 def _fetch(ctx: JobContext, spec: InputSpec | None, scratch: Path) -> Path:
     if spec is None:
         raise MissingInput("this service needs an <input>")
-    checked = check_url(spec.url, ctx.config.url_policy)
     suffix = _SUFFIX.fullmatch(PurePosixPath(urlsplit(spec.url).path).suffix)
     dest = scratch / f"input{suffix.group(0) if suffix else ''}"
     limits = ctx.config.limits
-    if checked.scheme == "s3":
+    if spec.type == "s3":
+        check_url(spec.url, ctx.config.url_policy)  # bucket and key well-formed
         _download_s3(ctx.s3, spec.url, dest, limits.max_input_bytes)
         return dest
+    # download() checks the URL (and every redirect) itself; a host that does not resolve
+    # is an unavailable input there, not a refused one.
     auth = (spec.credentials.username, spec.credentials.password) if spec.credentials else None
     ctx.http.download(
         spec.url,
