@@ -22,6 +22,7 @@ from worker.errors import (
     ClaimBusy,
     ClaimLost,
     DeliveryError,
+    InvalidRequest,
     MissingInput,
     RequestError,
     UrlRejected,
@@ -78,6 +79,13 @@ class Pipeline:
         service.check(request.parameters)
         if service.needs_input and request.input is None:
             raise MissingInput(f"service {service.name!r} needs an <input>")
+        if request.input is not None:
+            scheme = request.input.url.split(":", 1)[0].lower()
+            expected = ("s3",) if request.input.type == "s3" else ("http", "https")
+            if scheme not in expected:
+                raise InvalidRequest(
+                    f'<input type="{request.input.type}"> needs a {expected[0]} URL'
+                )
         if request.output.url is not None:
             check_url(request.output.url, self.config.url_policy)
         return request, service
