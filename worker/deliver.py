@@ -77,8 +77,9 @@ class Deliverer:
                     timeout_s=self._limits.callback_timeout_s,
                     max_response_bytes=self._limits.max_callback_response_bytes,
                 )
-            except UrlRejected:
-                raise
+            except UrlRejected as exc:
+                # Checked at parse time; refused now means its DNS changed. Final, not retried.
+                raise DeliveryError(f"callback URL refused: {exc}") from None
             except DeliveryError as exc:
                 last = str(exc)
                 continue

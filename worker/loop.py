@@ -104,7 +104,20 @@ class Worker:
             message = self.inbox.take()
             if message is None:
                 return
-            self.stats.record(self.pipeline.process(message))
+            try:
+                outcome = self.pipeline.process(message)
+            except Exception as exc:  # one bad message must not end the worker
+                # Not deleted, so it comes back; after maxReceiveCount it is dead-lettered.
+                self.inbox.stop()
+                self.log.event(
+                    "error",
+                    message_id=message.message_id,
+                    status="INTERNAL_ERROR",
+                    detail=f"{type(exc).__name__}: {exc}",
+                )
+                _log.exception("unexpected error on message %s", message.message_id)
+                outcome = Outcome("retried", message.message_id, 0.0, code="INTERNAL_ERROR")
+            self.stats.record(outcome)
 
     def settle(self) -> None:
         """Delete every answered message (one batch call per ten)."""

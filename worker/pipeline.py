@@ -167,9 +167,7 @@ class Pipeline:
         self, message: Message, exc: RequestError, envelope: Envelope, started: float
     ) -> Outcome:
         """Answer a request that failed validation with an error response."""
-        output = envelope.output
-        if isinstance(exc, UrlRejected) or output.url is None:
-            output = QUEUE_OUTPUT  # a refused callback URL is never contacted
+        output = self._safe_output(envelope.output, exc)
         self.log.event(
             "error",
             message_id=message.message_id,
@@ -185,6 +183,16 @@ class Pipeline:
             service=envelope.service or "", output=output, request_id=envelope.request_id
         )
         return self.deliver(message, output, response.to_xml(), request, started, "error-delivered")
+
+    def _safe_output(self, output: OutputSpec, exc: RequestError) -> OutputSpec:
+        """The callback of a rejected request, if its URL passes the policy; else the queue."""
+        if isinstance(exc, UrlRejected) or output.url is None:
+            return QUEUE_OUTPUT  # a refused callback URL is never contacted
+        try:
+            check_url(output.url, self.config.url_policy)
+        except UrlRejected:
+            return QUEUE_OUTPUT
+        return output
 
     def deliver(
         self,
