@@ -99,3 +99,22 @@ def test_salvage_of_broken_request_answers_on_the_queue(body: bytes) -> None:
 
 def test_schema_itself_parses() -> None:
     etree.XMLSchema(etree.parse(str(schemas.path("response.xsd"))))
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        'type="http-basic" username="u" password="' + "s3cret" * 50 + '"',
+        'type="digest" username="u" password="s3cret"',
+        'type="http-basic" username="s3cret:x" password="p"',
+    ],
+)
+def test_schema_errors_about_credentials_never_echo_values(credentials: str) -> None:
+    body = (
+        f'<request service="analyze"><input type="http" url="http://h/x"><credentials {credentials}/>'
+        '</input><output type="queue"/></request>'
+    ).encode()
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(body, LIMIT)
+    assert "s3cret" not in str(caught.value)
+    assert "credentials" in str(caught.value)
