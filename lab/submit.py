@@ -54,6 +54,13 @@ def _credentials(parent: etree._Element, auth: Auth | None) -> None:
 
 def build_xml(spec: JobSpec) -> bytes:
     """Render the request and check it against the schema (so a bad one never leaves)."""
+    body = render_xml(spec)
+    parse_request(body, max_bytes=1 << 20)
+    return body
+
+
+def render_xml(spec: JobSpec) -> bytes:
+    """Render the request document as given, without checking it."""
     root = etree.Element("request", service=spec.service)
     if spec.request_id:
         root.set("requestId", spec.request_id)
@@ -75,9 +82,7 @@ def build_xml(spec: JobSpec) -> bytes:
         etree.SubElement(root, "output", type="queue")
     else:
         raise InvalidRequest(f"--response must be callback or queue, not {spec.response!r}")
-    body = bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
-    parse_request(body, max_bytes=1 << 20)
-    return body
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 def send(sqs: SQSClient, queue_url: str, body: bytes) -> str:
