@@ -1,0 +1,759 @@
+#!/usr/bin/env python3
+"""Pipeline benchmark: two fleetlab workers on moto_server, the Celery/SQS peer beside them.
+
+Run: ``.venv/bin/python bench/pipeline.py [--n 500] [--reps 3] [--skip-peer]``
+
+It mirrors the peer's method (/work/shared/peers/celery_sqs): its own moto_server and callback
+receiver on free 127.0.0.1 ports, fresh queues and bucket for every measurement, and per rep:
+
+* live:  2 idle workers, one synchronous producer sends N noop requests, one ``send_message``
+  each; throughput = N / (last callback - first send); latency = callback - send, p50/p95.
+  Then idle: 20 single requests, each sent after the previous callback, 50 ms apart.
+* drain: N requests preloaded (``send_message_batch``), then 2 workers start;
+  throughput = N / (last callback - ready), ready = both workers logged "started".
+  After it, SIGTERM, and the workers' final status documents give the AWS calls per job.
+* peer:  ``run.sh -n N --reps 1 --pools prefork --mode tuned=0.01,10`` (skip: --skip-peer).
+
+One JSON line per figure goes to stdout, progress to stderr, everything measured to
+``bench/results/pipeline-<timestamp>.json``. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import itertools
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from lab.fleet import base_env
+from lab.resources import AwsClients, LabEnv, ensure
+from lab.settings import LabSettings
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+PEER_RUN = Path("/work/shared/peers/celery_sqs/run.sh")
+PEER_KEY = "prefork/tuned"
+_NODELAY_RECEIVER = (
+    "import sys, lab.receiver as r; r.Handler.disable_nagle_algorithm = True; "
+    "sys.exit(r.main(sys.argv[1:]))"
+)
+WORKERS = 2
+REGION = "us-east-1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+FIGURES = (
+    ("drain_jobs_per_s", "jobs/s"),
+    ("live_jobs_per_s", "jobs/s"),
+    ("live_p50_ms", "ms"),
+    ("live_p95_ms", "ms"),
+    ("idle_p50_ms", "ms"),
+    ("round_trips_per_job", "calls"),
+    ("worker_rss_mb", "MB"),
+)
+
+
+def log(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100), as the peer computes it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100.0 * len(ordered))) - 1]
+
+
+def rnd(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- processes: everything started is stopped by pid, even on error ----------------------------
+
+
+class Procs:
+    """The processes this run started; ``stop_all`` ends what is left (atexit, finally)."""
+
+    def __init__(self) -> None:
+        self.running: list[tuple[str, subprocess.Popen[bytes], bool]] = []
+
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        out: Path,
+        env: dict[str, str] | None = None,
+        err: Path | None = None,
+        group: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as files:
+            stdout = files.enter_context(out.open("wb"))
+            stderr = files.enter_context(err.open("wb")) if err else subprocess.STDOUT
+            proc = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=stdout, stderr=stderr, start_new_session=group
+            )
+        self.running.append((name, proc, group))
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], grace: float = 10.0) -> int | None:
+        """SIGTERM (the process group if it has its own), wait, then SIGKILL."""
+        group = next((g for _n, p, g in self.running if p is proc), False)
+        if proc.poll() is None:
+            self._signal(proc, signal.SIGTERM, group)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self._signal(proc, signal.SIGKILL, group)
+                proc.wait(timeout=10)
+        elif group:  # the leader is gone; make sure nothing of its group lingers
+            self._signal(proc, signal.SIGKILL, group)
+        self.running = [entry for entry in self.running if entry[1] is not proc]
+        return proc.returncode
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen[bytes], sig: int, group: bool) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(proc.pid, sig)  # its own session: the group id is its pid
+            else:
+                proc.send_signal(sig)
+
+    def stop_all(self) -> None:
+        for name, proc, _group in reversed(list(self.running)):
+            if proc.poll() is None:
+                log(f"cleanup: stopping {name} pid {proc.pid}")
+            self.stop(proc, grace=5.0)
+
+
+PROCS = Procs()
+atexit.register(PROCS.stop_all)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every finally, then atexit
+
+
+def cpu_s(pid: int, children: bool = False) -> float | None:
+    """CPU seconds (user+system) of ``pid``; with ``children`` also its waited-for children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    """Peak resident set size (VmHWM) of ``pid`` in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+# --- the receiver's journal ---------------------------------------------------------------------
+
+
+class Journal:
+    """Incrementally reads ``callbacks.jsonl``: first arrival time and count per message id."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+        self.first_at: dict[str, float] = {}
+        self.posts: dict[str, int] = {}
+
+    def poll(self) -> list[str]:
+        """Read what was appended; return the message ids seen for the first time."""
+        try:
+            if self.path.stat().st_size <= self.offset:
+                return []
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        new = []
+        for line in lines:
+            entry = json.loads(line)
+            mid = entry["message_id"]
+            self.posts[mid] = self.posts.get(mid, 0) + 1
+            if mid not in self.first_at:
+                self.first_at[mid] = entry["at"]
+                new.append(mid)
+        return new
+
+    def wait(self, ids: set[str], deadline: float, sleep: float = 0.005) -> bool:
+        """Wait until every id in ``ids`` has a callback or ``deadline`` (monotonic) passes."""
+        missing = {mid for mid in ids if mid not in self.first_at}
+        while missing:
+            missing.difference_update(self.poll())
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(sleep)
+        return True
+
+
+# --- the lab: moto, receiver, fresh resources, workers ------------------------------------------
+
+
+@dataclass
+class Lab:
+    run_dir: Path
+    moto: subprocess.Popen[bytes]
+    moto_port: int
+    receiver: subprocess.Popen[bytes]
+    receiver_port: int
+    journal: Journal
+    clients: AwsClients
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    def request(self, request_id: str) -> str:
+        return (
+            f'<request service="noop" requestId="{request_id}">'
+            f'<output type="callback" url="http://127.0.0.1:{self.receiver_port}/callback"/>'
+            "</request>"
+        )
+
+    def fresh(self, sid: str) -> LabEnv:
+        """New queues, bucket and log group for one measurement: no state carries over."""
+        settings = LabSettings(
+            home=self.run_dir / sid,
+            region=REGION,
+            emulator_port=self.moto_port,
+            receiver_port=self.receiver_port,
+            request_queue=f"bench-{sid}-requests",
+            response_queue=f"bench-{sid}-responses",
+            dead_letter_queue=f"bench-{sid}-dead-letters",
+            bucket=f"bench-{sid}",
+            log_group=f"/fleetlab-bench/{sid}",
+        )
+        return ensure(settings, self.clients)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start (rc={proc.poll()})")
+
+
+def start_lab(run_dir: Path, nodelay: bool) -> Lab:
+    env = base_env()
+    moto_port = free_port()
+    moto = PROCS.start(
+        "moto",
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+        run_dir / "moto.log",
+        env,
+    )
+    wait_http(f"http://127.0.0.1:{moto_port}/moto-api/", moto, "moto_server")
+    receiver_port = free_port()
+    receiver_dir = run_dir / "receiver"
+    # --receiver-nodelay (diagnostic, off by default): the same receiver with TCP_NODELAY on
+    # its sockets; http.server writes headers and body in two sends, and Nagle + delayed ACK
+    # then hold each keep-alive callback answer for ~40 ms.
+    program = ["-c", _NODELAY_RECEIVER] if nodelay else ["-m", "lab.receiver"]
+    receiver = PROCS.start(
+        "receiver",
+        [
+            sys.executable,
+            *program,
+            "--port",
+            str(receiver_port),
+            "--dir",
+            str(receiver_dir),
+        ],
+        run_dir / "receiver.log",
+        env,
+    )
+    wait_http(f"http://127.0.0.1:{receiver_port}/callbacks", receiver, "receiver")
+    log(
+        f"moto pid {moto.pid} :{moto_port}, receiver pid {receiver.pid} :{receiver_port}, "
+        f"files in {run_dir}{' (receiver with TCP_NODELAY)' if nodelay else ''}"
+    )
+    return Lab(
+        run_dir=run_dir,
+        moto=moto,
+        moto_port=moto_port,
+        receiver=receiver,
+        receiver_port=receiver_port,
+        journal=Journal(receiver_dir / "callbacks.jsonl"),
+        clients=AwsClients(REGION, f"http://127.0.0.1:{moto_port}"),
+    )
+
+
+@dataclass
+class Worker:
+    worker_id: str
+    proc: subprocess.Popen[bytes]
+    work_dir: Path
+    spawned_at: float
+    ready_at: float | None = None
+    status: dict[str, Any] | None = field(default=None)
+
+
+def start_workers(lab: Lab, env: LabEnv, sid: str) -> list[Worker]:
+    workers = []
+    for index in range(1, WORKERS + 1):
+        worker_id = f"{sid}-w{index}"
+        work_dir = lab.run_dir / sid / worker_id
+        variables = (
+            base_env()
+            | env.worker_env()
+            | {
+                "FLEETLAB_WORKER_ID": worker_id,
+                "FLEETLAB_WORK_DIR": str(work_dir),
+                "FLEETLAB_STATUS_INTERVAL": "1",
+            }
+        )
+        spawned = time.time()
+        proc = PROCS.start(
+            worker_id, [sys.executable, "-m", "worker"], work_dir / "worker.log", variables
+        )
+        workers.append(Worker(worker_id, proc, work_dir, spawned))
+    return workers
+
+
+def wait_ready(workers: list[Worker], timeout: float = 60.0) -> float:
+    """Ready = the moment both workers' activity logs show their "started" line.
+
+    The line is written after the first status document and just before the first receive,
+    like Celery's worker_ready. Polled every 2 ms; the time is when this process sees it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for w in workers:
+            if w.ready_at is not None:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if '"started ' in (w.work_dir / "activity.log").read_text():
+                    w.ready_at = time.time()
+                    continue
+            if w.proc.poll() is not None:
+                raise RuntimeError(f"worker {w.worker_id} exited rc={w.proc.returncode}")
+        if all(w.ready_at is not None for w in workers):
+            return max(w.ready_at for w in workers if w.ready_at is not None)
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers did not become ready")
+        time.sleep(0.002)
+
+
+def stop_workers(lab: Lab, env: LabEnv, workers: list[Worker]) -> dict[str, Any]:
+    """SIGTERM both (they drain and write a final status), then read the status documents."""
+    t0 = time.monotonic()
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    for w in workers:  # one SIGTERM each; PROCS.stop only acts on one still running after 30 s
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            w.proc.wait(timeout=max(0.1, t0 + 30 - time.monotonic()))
+    rcs = [PROCS.stop(w.proc, grace=5.0) for w in workers]
+    stop_s = time.monotonic() - t0
+    for w in workers:
+        try:
+            reply = lab.clients.s3.get_object(Bucket=env.bucket, Key=f"status/{w.worker_id}.json")
+            w.status = json.loads(reply["Body"].read())
+        except Exception as exc:
+            log(f"  no status document for {w.worker_id}: {exc}")
+    return {
+        "stop_s": rnd(stop_s),
+        "worker_rc": rcs,
+        "status": {w.worker_id: w.status for w in workers},
+    }
+
+
+class CpuMeter:
+    """CPU seconds of moto, the receiver, the workers and this process over one window."""
+
+    def __init__(self, lab: Lab, workers: list[Worker]) -> None:
+        self.pids = {"moto": (lab.moto.pid, False), "receiver": (lab.receiver.pid, False)}
+        self.pids |= {w.worker_id: (w.proc.pid, True) for w in workers}
+        self.t0 = time.monotonic()
+        self.own0 = time.process_time()
+        self.cpu0 = {name: cpu_s(pid, kids) for name, (pid, kids) in self.pids.items()}
+
+    def read(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.t0
+        used: dict[str, Any] = {
+            "wall_s": rnd(wall),
+            "producer": rnd(time.process_time() - self.own0),
+        }
+        for name, (pid, kids) in self.pids.items():
+            before, after = self.cpu0[name], cpu_s(pid, kids)
+            used[name] = rnd(after - before) if before is not None and after is not None else None
+        used["utilisation"] = {
+            k: rnd(v / wall, 2) for k, v in used.items() if k != "wall_s" and v is not None
+        }
+        return used
+
+
+def gaps(times: list[float]) -> dict[str, Any]:
+    """How even the completions were: largest gap, and gaps over 100 ms (stalls)."""
+    ordered = sorted(times)
+    diffs = [b - a for a, b in itertools.pairwise(ordered)]
+    return {
+        "max_gap_ms": rnd(max(diffs) * 1000, 1) if diffs else None,
+        "gaps_over_100ms": sum(1 for d in diffs if d > 0.1),
+    }
+
+
+# --- measurements -------------------------------------------------------------------------------
+
+
+def live(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Idle workers, one synchronous producer; then the idle single-job latency."""
+    sid = f"r{rep}-live-{uuid.uuid4().hex[:6]}"
+    env = lab.fresh(sid)
+    sqs, queue = lab.clients.sqs, env.request_queue_url
+    res: dict[str, Any] = {"sid": sid, "n": args.n}
+    workers = start_workers(lab, env, sid)
+    try:
+        ready = wait_ready(workers)
+        res["ready_s"] = rnd(ready - min(w.spawned_at for w in workers))
+        # Warm-up (producer connection, both workers' first job): not measured.
+        warm = {
+            sqs.send_message(QueueUrl=queue, MessageBody=lab.request(f"{sid}-warm{i}"))["MessageId"]
+            for i in range(WORKERS)
+        }
+        if not lab.journal.wait(warm, time.monotonic() + 30):
+            raise RuntimeError("warm-up jobs did not complete")
+        time.sleep(args.settle)
+
+        meter = CpuMeter(lab, workers)
+        deadline = time.monotonic() + args.timeout
+        sent: dict[str, float] = {}
+        for i in range(args.n):
+            at = time.time()
+            mid = sqs.send_message(QueueUrl=queue, MessageBody=lab.request(f"{sid}-{i}"))
+            sent[mid["MessageId"]] = at
+        first_send = min(sent.values())
+        enqueue_s = time.time() - first_send
+        ok = lab.journal.wait(set(sent), deadline)
+        res["cpu"] = meter.read()
+        res["rss_mb"] = [rnd(vm_hwm_mb(w.proc.pid), 1) for w in workers]
+        done = {mid: lab.journal.first_at[mid] for mid in sent if mid in lab.journal.first_at}
+        latencies = [(done[mid] - sent[mid]) * 1000 for mid in done]
+        span = max(done.values()) - first_send if done else None
+        res |= {
+            "completed": len(done),
+            "timed_out": not ok,
+            "repeats": sum(lab.journal.posts[mid] - 1 for mid in done),
+            "enqueue_rate": rnd(args.n / enqueue_s, 1),
+            "span_s": rnd(span),
+            "throughput": rnd(args.n / span, 2) if ok and span else None,
+            "p50_ms": rnd(pct(latencies, 50), 2) if ok else None,
+            "p95_ms": rnd(pct(latencies, 95), 2) if ok else None,
+            "max_ms": rnd(max(latencies), 2) if latencies else None,
+            "completions": gaps(list(done.values())),
+        }
+        log(
+            f"[{sid}] live n={args.n} done={len(done)} thr={res['throughput']} jobs/s "
+            f"p50={res['p50_ms']} p95={res['p95_ms']} ms enq={res['enqueue_rate']}/s "
+            f"cpu={res['cpu']['utilisation']}"
+        )
+        time.sleep(args.settle)
+        res["idle"] = idle(lab, sqs, queue, sid, args)
+        log(f"[{sid}] idle k={args.idle_k} p50={res['idle']['p50_ms']} ms")
+    finally:
+        res |= stop_workers(lab, env, workers)
+    return res
+
+
+def idle(lab: Lab, sqs: Any, queue: str, sid: str, args: argparse.Namespace) -> dict[str, Any]:
+    latencies: list[float] = []
+    for i in range(args.idle_k):
+        at = time.time()
+        mid = sqs.send_message(QueueUrl=queue, MessageBody=lab.request(f"{sid}-idle{i}"))
+        mid = mid["MessageId"]
+        if not lab.journal.wait({mid}, time.monotonic() + args.timeout, sleep=0.001):
+            break
+        latencies.append((lab.journal.first_at[mid] - at) * 1000)
+        time.sleep(args.idle_gap)
+    return {
+        "k": args.idle_k,
+        "completed": len(latencies),
+        "p50_ms": rnd(pct(latencies, 50), 2) if len(latencies) == args.idle_k else None,
+        "max_ms": rnd(max(latencies), 2) if latencies else None,
+        "all_ms": [round(x, 2) for x in latencies],
+    }
+
+
+def drain(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
+    """N preloaded, then 2 fresh workers; afterwards AWS calls per job from their status."""
+    sid = f"r{rep}-drain-{uuid.uuid4().hex[:6]}"
+    env = lab.fresh(sid)
+    sqs = lab.clients.sqs
+    ids: list[str] = []
+    t0 = time.monotonic()
+    for start in range(0, args.n, 10):
+        entries = [
+            {"Id": str(i), "MessageBody": lab.request(f"{sid}-{start + i}")}
+            for i in range(min(10, args.n - start))
+        ]
+        reply = sqs.send_message_batch(QueueUrl=env.request_queue_url, Entries=entries)
+        if reply.get("Failed"):
+            raise RuntimeError(f"preload failed: {reply['Failed']}")
+        ids += [m["MessageId"] for m in reply["Successful"]]
+    res: dict[str, Any] = {"sid": sid, "n": args.n, "preload_s": rnd(time.monotonic() - t0)}
+    workers = start_workers(lab, env, sid)
+    try:
+        deadline = time.monotonic() + args.timeout
+        ready = wait_ready(workers)
+        meter = CpuMeter(lab, workers)
+        ok = lab.journal.wait(set(ids), deadline)
+        res["cpu"] = meter.read()
+        done = [lab.journal.first_at[mid] for mid in ids if mid in lab.journal.first_at]
+        first_ready = min(w.ready_at for w in workers if w.ready_at is not None)
+        span = max(done) - ready if done else None
+        res |= {
+            "ready_s": [rnd(w.ready_at - w.spawned_at) for w in workers if w.ready_at],
+            "workers_ready_spread_s": rnd(ready - first_ready),
+            "done_before_ready": sum(1 for at in done if at < ready),
+            "completed": len(done),
+            "timed_out": not ok,
+            "span_s": rnd(span),
+            "throughput": rnd(args.n / span, 2) if ok and span else None,
+            "throughput_from_first_ready": (
+                rnd(args.n / (max(done) - first_ready), 2) if ok and done else None
+            ),
+            "first_done_after_ready_ms": rnd((min(done) - ready) * 1000, 1) if done else None,
+            "completions": gaps(done),
+        }
+    finally:
+        res |= stop_workers(lab, env, workers)
+    statuses = [w.status for w in workers]
+    if all(s is not None and "api_calls" in s for s in statuses):
+        aws = sum(int(s["api_calls"]) for s in statuses if s)
+        posts = sum(lab.journal.posts.get(mid, 0) for mid in ids)
+        res |= {
+            "api_calls": aws,
+            "callback_posts": posts,
+            "jobs_done": [s.get("jobs_done") for s in statuses if s],
+            "aws_calls_per_job": rnd(aws / args.n),
+            "round_trips_per_job": rnd((aws + posts) / args.n),
+        }
+    log(
+        f"[{sid}] drain n={args.n} done={res['completed']} thr={res['throughput']} jobs/s "
+        f"(preload {res['preload_s']} s) round_trips/job={res.get('round_trips_per_job')} "
+        f"aws/job={res.get('aws_calls_per_job')} jobs_done={res.get('jobs_done')} "
+        f"cpu={res['cpu']['utilisation']}"
+    )
+    return res
+
+
+def peer(rep: int, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
+    """One rep of the Celery peer through its own run.sh (its own moto), parsed."""
+    workdir = run_dir / f"peer-r{rep}"
+    argv = [str(PEER_RUN), "-n", str(args.n), "--reps", "1", "--pools", "prefork"]
+    argv += ["--mode", "tuned=0.01,10"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLEETLAB_"))}
+    env["BENCH_WORKDIR"] = str(workdir)
+    out, err = run_dir / f"peer-r{rep}.stdout", run_dir / f"peer-r{rep}.stderr"
+    t0 = time.monotonic()
+    proc = PROCS.start(f"peer-r{rep}", argv, out, env, err=err, group=True)
+    res: dict[str, Any] = {"workdir": str(workdir), "argv": argv}
+    try:
+        proc.wait(timeout=args.peer_timeout)
+    except subprocess.TimeoutExpired:
+        res["timed_out"] = True
+    finally:
+        res["rc"] = PROCS.stop(proc, grace=20.0)
+    res["wall_s"] = rnd(time.monotonic() - t0)
+    lines = out.read_text().strip().splitlines()
+    try:
+        summary = json.loads(lines[-1])
+        entry = summary["results"][PEER_KEY]
+    except (IndexError, ValueError, KeyError):
+        log(f"[peer r{rep}] no summary (rc={res['rc']}); see {err}")
+        return res
+
+    def med(*path: str) -> float | None:
+        node: Any = entry
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node.get("median") if isinstance(node, dict) else None
+
+    res["summary"] = summary
+    res["figures"] = {
+        "drain_jobs_per_s": med("exec", "drain_throughput"),
+        "live_jobs_per_s": med("exec", "throughput"),
+        "live_p50_ms": med("exec", "p50_ms"),
+        "live_p95_ms": med("exec", "p95_ms"),
+        "idle_p50_ms": med("idle_p50_ms"),
+    }
+    log(f"[peer r{rep}] {res['figures']} ({res['wall_s']} s)")
+    return res
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def our_figures(rep: dict[str, Any]) -> dict[str, float | None]:
+    lv, dr = rep.get("live", {}), rep.get("drain", {})
+    rss = [x for x in lv.get("rss_mb", []) if x is not None]
+    return {
+        "drain_jobs_per_s": dr.get("throughput"),
+        "live_jobs_per_s": lv.get("throughput"),
+        "live_p50_ms": lv.get("p50_ms"),
+        "live_p95_ms": lv.get("p95_ms"),
+        "idle_p50_ms": lv.get("idle", {}).get("p50_ms"),
+        "round_trips_per_job": dr.get("round_trips_per_job"),
+        "worker_rss_mb": max(rss) if rss else None,
+    }
+
+
+def median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def figures(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    mine = [our_figures(r) for r in ours]
+    for name, unit in FIGURES:
+        runs = [m[name] for m in mine]
+        value = median(runs)
+        theirs = median([p.get("figures", {}).get(name) for p in peers])
+        row: dict[str, Any] = {
+            "figure": name,
+            "value": rnd(value),
+            "unit": unit,
+            "median_of": sum(1 for v in runs if v is not None),
+            "runs": runs,
+            "peer": rnd(theirs),
+            "ratio_to_peer": rnd(value / theirs) if value is not None and theirs else None,
+        }
+        if name == "round_trips_per_job":
+            row["aws_calls_per_job"] = median(
+                [r.get("drain", {}).get("aws_calls_per_job") for r in ours]
+            )
+            row["aws_calls_per_job_runs"] = [
+                r.get("drain", {}).get("aws_calls_per_job") for r in ours
+            ]
+        rows.append(row)
+    return rows
+
+
+def versions() -> dict[str, Any]:
+    out: dict[str, Any] = {
+        p: metadata.version(p) for p in ("boto3", "botocore", "moto", "fleetlab")
+    }
+    out |= {
+        "python": platform.python_version(),
+        "nproc": os.cpu_count(),
+        "kernel": platform.release(),
+    }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=500, help="jobs per batch (default 500)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--skip-peer", action="store_true", help="do not run the Celery peer")
+    ap.add_argument("--timeout", type=float, default=120.0, help="per batch, seconds")
+    ap.add_argument("--peer-timeout", type=float, default=900.0, help="per peer run, seconds")
+    ap.add_argument("--idle-k", type=int, default=20)
+    ap.add_argument("--idle-gap", type=float, default=0.05)
+    ap.add_argument("--settle", type=float, default=0.5, help="pause between phases, seconds")
+    ap.add_argument(
+        "--receiver-nodelay",
+        action="store_true",
+        help="diagnostic: run lab.receiver with TCP_NODELAY (see README)",
+    )
+    ap.add_argument("--work-dir", type=Path, default=Path("/tmp/fleetlab-bench"))
+    args = ap.parse_args()
+
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = args.work_dir / f"pipeline-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_path = RESULTS / f"pipeline-{stamp}.json"
+    started, t0 = time.time(), time.monotonic()
+    raw: dict[str, Any] = {
+        "meta": {"argv": sys.argv, "n": args.n, "reps": args.reps,
+                 "receiver_nodelay": args.receiver_nodelay, "versions": versions(),
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": str(run_dir)},
+        "ours": [],
+        "peer": [],
+    }  # fmt: skip
+    log(f"pipeline bench: n={args.n} reps={args.reps} peer={'no' if args.skip_peer else 'yes'}")
+    lab = start_lab(run_dir, args.receiver_nodelay)
+    try:
+        for rep in range(1, args.reps + 1):
+            mine: dict[str, Any] = {"rep": rep}
+            raw["ours"].append(mine)
+            for phase, measure in (("live", live), ("drain", drain)):
+                try:
+                    mine[phase] = measure(lab, rep, args)
+                except Exception as exc:  # one failed measurement must not lose the others
+                    log(f"[r{rep}] {phase} failed: {exc!r}")
+                    mine[phase] = {"error": repr(exc)}
+            if not args.skip_peer:
+                raw["peer"].append(peer(rep, args, run_dir))
+            log(f"rep {rep} done after {time.monotonic() - t0:.0f} s")
+    finally:
+        raw["meta"]["moto_cpu_s"] = cpu_s(lab.moto.pid)
+        PROCS.stop(lab.receiver)
+        PROCS.stop(lab.moto)
+        raw["meta"]["total_s"] = rnd(time.monotonic() - t0)
+        raw["meta"]["ended_at"] = time.time()
+        raw["meta"]["started_at"] = started
+        rows = figures(raw["ours"], raw["peer"])
+        raw["figures"] = rows
+        out_path.write_text(json.dumps(raw, indent=1) + "\n")
+        log(f"raw data: {out_path}; total {raw['meta']['total_s']} s")
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
