@@ -33,6 +33,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -60,6 +61,7 @@ REGION = "us-east-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FIGURES = (
     ("drain_jobs_per_s", "jobs/s"),
+    ("drain_ceiling_jobs_per_s", "jobs/s"),
     ("live_jobs_per_s", "jobs/s"),
     ("live_p50_ms", "ms"),
     ("live_p95_ms", "ms"),
@@ -571,6 +573,9 @@ def drain(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
         posts = sum(lab.journal.posts.get(mid, 0) for mid in ids)
         res |= {
             "api_calls": aws,
+            "api_calls_by_operation": merge_counts(
+                s.get("api_calls_by_operation", {}) for s in statuses if s
+            ),
             "callback_posts": posts,
             "jobs_done": [s.get("jobs_done") for s in statuses if s],
             "aws_calls_per_job": rnd(aws / args.n),
@@ -579,10 +584,64 @@ def drain(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
     log(
         f"[{sid}] drain n={args.n} done={res['completed']} thr={res['throughput']} jobs/s "
         f"(preload {res['preload_s']} s) round_trips/job={res.get('round_trips_per_job')} "
-        f"aws/job={res.get('aws_calls_per_job')} jobs_done={res.get('jobs_done')} "
+        f"aws/job={res.get('aws_calls_per_job')} by_op={res.get('api_calls_by_operation')} "
+        f"jobs_done={res.get('jobs_done')} "
         f"cpu={res['cpu']['utilisation']}"
     )
     return res
+
+
+def bare_drain(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Baseline on the same moto: N preloaded, 2 bare consumers (receive 10 + batch delete, no
+    claim, no binary, no callback). What moto allows any consumer; ours and the peer's drains
+    are read against it."""
+    sid = f"r{rep}-bare-{uuid.uuid4().hex[:6]}"
+    env = lab.fresh(sid)
+    sqs = lab.clients.sqs
+    for start in range(0, args.n, 10):
+        entries = [{"Id": str(i), "MessageBody": lab.request(f"{sid}-{start + i}")}
+                   for i in range(min(10, args.n - start))]  # fmt: skip
+        sqs.send_message_batch(QueueUrl=env.request_queue_url, Entries=entries)
+    taken = itertools.count()
+    seen = [0]
+    deadline = time.monotonic() + args.timeout
+
+    def consume() -> None:
+        client = AwsClients(REGION, lab.endpoint).sqs
+        while seen[0] < args.n and time.monotonic() < deadline:
+            got = client.receive_message(
+                QueueUrl=env.request_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if got:
+                client.delete_message_batch(
+                    QueueUrl=env.request_queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                             for i, m in enumerate(got)],
+                )  # fmt: skip
+                for _ in got:
+                    seen[0] = next(taken) + 1
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=consume) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    span = time.monotonic() - t0
+    ok = seen[0] >= args.n
+    res = {"sid": sid, "n": args.n, "consumed": seen[0], "timed_out": not ok,
+           "throughput": rnd(args.n / span, 2) if ok else None}  # fmt: skip
+    log(f"[{sid}] bare drain n={args.n} thr={res['throughput']} jobs/s")
+    return res
+
+
+def merge_counts(counts: Any) -> dict[str, int]:
+    """Sum per-operation call counts over workers."""
+    total: dict[str, int] = {}
+    for one in counts:
+        for name, value in one.items():
+            total[name] = total.get(name, 0) + int(value)
+    return dict(sorted(total.items()))
 
 
 def peer(rep: int, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
@@ -633,10 +692,11 @@ def peer(rep: int, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
 
 
 def our_figures(rep: dict[str, Any]) -> dict[str, float | None]:
-    lv, dr = rep.get("live", {}), rep.get("drain", {})
+    lv, dr, bare = rep.get("live", {}), rep.get("drain", {}), rep.get("bare", {})
     rss = [x for x in lv.get("rss_mb", []) if x is not None]
     return {
         "drain_jobs_per_s": dr.get("throughput"),
+        "drain_ceiling_jobs_per_s": bare.get("throughput"),
         "live_jobs_per_s": lv.get("throughput"),
         "live_p50_ms": lv.get("p50_ms"),
         "live_p95_ms": lv.get("p95_ms"),
@@ -667,6 +727,12 @@ def figures(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[dic
             "peer": rnd(theirs),
             "ratio_to_peer": rnd(value / theirs) if value is not None and theirs else None,
         }
+        if name == "drain_jobs_per_s":
+            ceilings = [m["drain_ceiling_jobs_per_s"] for m in mine]
+            row["ratio_to_ceiling_runs"] = [
+                rnd(v / c) if v is not None and c else None
+                for v, c in zip(runs, ceilings, strict=True)
+            ]
         if name == "round_trips_per_job":
             row["aws_calls_per_job"] = median(
                 [r.get("drain", {}).get("aws_calls_per_job") for r in ours]
@@ -730,7 +796,7 @@ def main() -> int:
         for rep in range(1, args.reps + 1):
             mine: dict[str, Any] = {"rep": rep}
             raw["ours"].append(mine)
-            for phase, measure in (("live", live), ("drain", drain)):
+            for phase, measure in (("live", live), ("drain", drain), ("bare", bare_drain)):
                 try:
                     mine[phase] = measure(lab, rep, args)
                 except Exception as exc:  # one failed measurement must not lose the others

@@ -28,6 +28,11 @@ class CallCounter:
         with self._lock:
             self.by_operation[name] = self.by_operation.get(name, 0) + 1
 
+    def snapshot(self) -> dict[str, int]:
+        """Calls so far by operation name."""
+        with self._lock:
+            return dict(self.by_operation)
+
     @property
     def total(self) -> int:
         """All calls counted so far."""

@@ -58,7 +58,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         config.worker_id,
         inbox,
         worker.stats,
-        lambda: clients.counter.total,
+        clients.counter.snapshot,
         config.status_interval_s,
     )
     return worker, status

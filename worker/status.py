@@ -31,7 +31,7 @@ class StatusReporter:
         worker_id: str,
         inbox: Inbox,
         stats: Stats,
-        calls: Callable[[], int],
+        calls: Callable[[], dict[str, int]],
         interval_s: float,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -59,6 +59,7 @@ class StatusReporter:
     def document(self, state: str) -> dict[str, Any]:
         """The status as stored."""
         running = self._inbox.running()
+        calls = self._calls()
         return {
             "worker_id": self._worker_id,
             "pid": os.getpid(),
@@ -66,7 +67,8 @@ class StatusReporter:
             "current_request": running.message.message_id if running else None,
             "jobs_done": sum(self._stats.outcomes.values()),
             "outcomes": dict(self._stats.outcomes),
-            "api_calls": self._calls(),
+            "api_calls": sum(calls.values()),
+            "api_calls_by_operation": calls,
             "code_version": VERSION,
             "heartbeat_at": self._wall(),
         }
