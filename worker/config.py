@@ -77,7 +77,7 @@ class WorkerConfig:
     batch_size: int = 10
     visibility_timeout_s: int = 30
     heartbeat_interval_s: float = 10.0
-    hold_s: float = 2.0
+    hold_s: float = 1.0
     max_receive_count: int = 5
     speed: float = 1.0
     log_flush_s: float = 1.0
@@ -168,7 +168,7 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         batch_size=min(10, max(1, int(_number(env, "FLEETLAB_BATCH_SIZE", 10)))),
         visibility_timeout_s=visibility,
         heartbeat_interval_s=_number(env, "FLEETLAB_HEARTBEAT_INTERVAL", visibility / 3),
-        hold_s=_number(env, "FLEETLAB_HOLD_SECONDS", 2.0),
+        hold_s=_number(env, "FLEETLAB_HOLD_SECONDS", 1.0),
         max_receive_count=max(1, int(_number(env, "FLEETLAB_MAX_RECEIVE_COUNT", 5))),
         speed=_number(env, "FLEETLAB_SPEED", 1.0) or 1.0,
         log_flush_s=_number(env, "FLEETLAB_LOG_FLUSH", 1.0),

@@ -1,4 +1,7 @@
-"""The worker's status document in S3 (``status/<worker-id>.json``), written every few seconds.
+"""The worker's status document in S3 (``status/<worker-id>.json``).
+
+Written every ``interval_s``, and soon after the state changes (a job starts or ends), but at
+most once per ``_MIN_GAP_S`` so a busy worker does not pay a write per job.
 
 State, current request, jobs done, code version and heartbeat time: what ``lab status`` and,
 later, the scaler read. Only this worker writes its own key.
@@ -20,6 +23,8 @@ from worker.store import JsonStore
 
 _log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+_TICK_S = 0.25
+_MIN_GAP_S = 1.0
 
 
 class StatusReporter:
@@ -80,6 +85,15 @@ class StatusReporter:
         except StoreError as exc:
             _log.warning("status write failed: %s", exc)
 
+    def _signature(self) -> tuple[int, str | None]:
+        running = self._inbox.running()
+        return sum(self._stats.outcomes.values()), running.message.message_id if running else None
+
     def _run(self) -> None:
-        while not self._closed.wait(self._interval_s):
-            self.write("idle")
+        last_at, last_seen = time.monotonic(), self._signature()
+        while not self._closed.wait(_TICK_S):
+            now, seen = time.monotonic(), self._signature()
+            changed = seen != last_seen and now - last_at >= _MIN_GAP_S
+            if changed or now - last_at >= self._interval_s:
+                self.write("idle")
+                last_at, last_seen = now, seen
