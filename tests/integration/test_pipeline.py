@@ -219,6 +219,11 @@ def test_bad_requests_get_clear_errors_and_the_worker_goes_on(
         "connection refused": (request(input_url=refused), "INPUT_UNAVAILABLE"),
         "metadata input": (request(input_url=metadata), "URL_REJECTED"),
         "metadata callback": (request(input_url=good_input, callback=metadata), "URL_REJECTED"),
+        # Schema-invalid and naming a refused callback: the salvaged URL is never contacted.
+        "invalid, metadata callback": (
+            request(input_url=good_input, callback=metadata).replace("<output", "<bogus/><output"),
+            "INVALID_REQUEST",
+        ),
         "input too large (s3)": (request(input_url=big_s3), "INPUT_TOO_LARGE"),
         "input too large (http)": (
             request(input_url=f"{media}/big.mov", input_auth=auth),
@@ -250,9 +255,10 @@ def test_bad_requests_get_clear_errors_and_the_worker_goes_on(
     assert (result.status, result.code) == ("error", "INVALID_REQUEST")
     assert result.request_id == "invalid-with-callback"
     # The refused metadata callback was never contacted: its error went to the queue at once.
-    [metadata_id] = [m for m, (name, _) in sent.items() if name == "metadata callback"]
-    [delivered] = worker.wait_for("delivered", metadata_id)
-    assert delivered.detail.startswith("queue,"), delivered
+    for refused in ("metadata callback", "invalid, metadata callback"):
+        [metadata_id] = [m for m, (name, _) in sent.items() if name == refused]
+        [delivered] = worker.wait_for("delivered", metadata_id)
+        assert delivered.detail.startswith("queue,"), delivered
     assert not worker.events("ran")  # none of these got as far as the binary
 
     # The worker goes on: a good request after all of that succeeds.
