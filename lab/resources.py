@@ -18,6 +18,7 @@ from lab.errors import NotRunning
 from lab.settings import LabSettings
 
 if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
@@ -83,6 +84,7 @@ class AwsClients:
         self.sqs: SQSClient = session.client("sqs", endpoint_url=endpoint_url)
         self.s3: S3Client = session.client("s3", endpoint_url=endpoint_url)
         self.logs: CloudWatchLogsClient = session.client("logs", endpoint_url=endpoint_url)
+        self.ec2: EC2Client = session.client("ec2", endpoint_url=endpoint_url)
 
     @classmethod
     def for_env(cls, env: LabEnv) -> AwsClients:

@@ -171,7 +171,7 @@ class Lab:
 
 
 def _close_clients(clients: AwsClients) -> None:
-    for client in (clients.sqs, clients.s3, clients.logs):
+    for client in (clients.sqs, clients.s3, clients.logs, clients.ec2):
         client.close()
 
 

@@ -1,0 +1,136 @@
+"""Bodies: what gives an emulated EC2 instance a life — here a process group running its user-data.
+
+A body's record (``body.json`` in the instance's folder) is what survives a hypervisor restart:
+the pid and its start time (so a recycled pid is never mistaken for the body), the backend, and
+whether the body was stopped on purpose. The instance's folder is its "disk": ``root/`` is where
+the user-data installs code and the worker keeps its work, ``console.log`` its console.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+Liveness = Literal["alive", "frozen", "dead"]
+
+
+@dataclass(frozen=True)
+class Body:
+    """The record of one instance's body."""
+
+    instance_id: str
+    backend: str
+    pid: int
+    started_at: float
+    proc_start: str
+    stopped: bool = False
+
+    @classmethod
+    def load(cls, folder: Path) -> Body | None:
+        """Read ``body.json`` from an instance folder, if there is one."""
+        try:
+            return cls(**json.loads((folder / "body.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, folder: Path) -> None:
+        """Write ``body.json`` atomically."""
+        tmp = folder / "body.json.tmp"
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(folder / "body.json")
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def proc_start(pid: int) -> str:
+    """The kernel's start time of ``pid`` (field 22 of /proc/PID/stat), '' if gone."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else ""
+
+
+def liveness(body: Body) -> Liveness:
+    """Alive, frozen (stopped by SIGSTOP) or dead — judged on the body's own pid and start time."""
+    fields = _proc_stat(body.pid)
+    if fields is None or fields[0] == "Z" or proc_start(body.pid) != body.proc_start:
+        return "dead"
+    return "frozen" if fields[0] in ("T", "t") else "alive"
+
+
+class ProcessBackend:
+    """Bodies as process groups: ``bash user-data.sh`` in the instance's folder, no root needed."""
+
+    name = "process"
+
+    def start(self, instance_id: str, folder: Path, user_data: str, env: Mapping[str, str]) -> Body:
+        """Start the body and return its record (saved in ``folder``)."""
+        root = folder / "root"
+        root.mkdir(parents=True, exist_ok=True)
+        script = folder / "user-data.sh"
+        script.write_text(user_data)
+        script.chmod(0o700)
+        with (folder / "console.log").open("ab") as console:
+            child = subprocess.Popen(
+                ["/bin/bash", str(script)],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                env=dict(env) | {"FLEETLAB_INSTANCE_ID": instance_id, "FLEETLAB_ROOT": str(root)},
+                start_new_session=True,  # its own process group: the whole "machine" is one group
+            )
+        body = Body(instance_id, self.name, child.pid, time.time(), proc_start(child.pid))
+        body.save(folder)
+        return body
+
+    def signal(self, body: Body, sig: signal.Signals) -> bool:
+        """Send ``sig`` to the body's whole process group; False if it is gone."""
+        if liveness(body) == "dead":
+            return False
+        try:
+            os.killpg(body.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, body: Body, grace_s: float) -> None:
+        """SIGTERM the group (the worker drains), SIGKILL what is left after ``grace_s``."""
+        with contextlib.suppress(ProcessLookupError):
+            if liveness(body) == "frozen":
+                os.killpg(body.pid, signal.SIGCONT)  # a frozen body cannot act on SIGTERM
+        self.signal(body, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _group_alive(body.pid):
+            reap(body.pid)
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(body.pid, signal.SIGKILL)
+
+
+def reap(pid: int = -1) -> None:
+    """Collect exited children (the hypervisor is the parent of the bodies it started)."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(pid, os.WNOHANG)[0] > 0 and pid == -1:
+            pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

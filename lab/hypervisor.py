@@ -1,0 +1,118 @@
+"""The hypervisor: gives the emulator's EC2 instances bodies, and takes them away again.
+
+It polls EC2 for the fleet's instances. A pending or running instance without a body gets one,
+running that instance's own user-data; a terminated (or stopping) one has its body stopped —
+SIGTERM, then SIGKILL after a grace period. A body that dies on its own stays dead while EC2 says
+"running", as a crashed process on a live VM would: that is the fault the lab wants to show.
+Restarted, the hypervisor re-adopts the bodies its records name (pid + start time). Run it with
+``python -m lab.hypervisor``; ``lab up`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lab import instances
+from lab.bodies import Body, ProcessBackend, liveness, reap
+from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv
+
+_log = logging.getLogger("hypervisor")
+
+
+class Hypervisor:
+    """One reconciliation loop over the fleet's instances and their bodies."""
+
+    def __init__(self, env: LabEnv, home: Path, fleet_name: str, grace_s: float = 30.0) -> None:
+        self.env = env
+        self.folder = home / "instances"
+        self.fleet_name = fleet_name
+        self.grace_s = grace_s
+        self.backend = ProcessBackend()
+        self.ec2 = AwsClients.for_env(env).ec2
+        self.stopping: set[str] = set()
+        self.done = threading.Event()
+
+    def body_env(self) -> dict[str, str]:
+        """What a body's user-data starts with: a clean environment and the lab's credentials."""
+        keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")
+        base = {k: os.environ[k] for k in keep if k in os.environ}
+        python = getattr(sys, "_base_executable", sys.executable)
+        return base | LAB_CREDENTIALS | {"FLEETLAB_PYTHON": python}
+
+    def reconcile(self) -> None:
+        """Bring bodies in line with what EC2 says, once."""
+        reap()
+        every = instances.LIVE_STATES + instances.GONE_STATES
+        for instance in instances.fleet(self.ec2, self.fleet_name, every):
+            folder = self.folder / instance.id
+            body = Body.load(folder)
+            if instance.state in instances.LIVE_STATES and body is None:
+                self.give_body(instance.id, folder)
+            elif instance.state in instances.GONE_STATES and body and not body.stopped:
+                self.take_body(body, folder)
+
+    def give_body(self, instance_id: str, folder: Path) -> None:
+        """Start a body for a new instance, running its own user-data."""
+        folder.mkdir(parents=True, exist_ok=True)
+        script = instances.user_data(self.ec2, instance_id)
+        body = self.backend.start(instance_id, folder, script, self.body_env())
+        _log.info("body for %s: %s pid %d", instance_id, body.backend, body.pid)
+
+    def take_body(self, body: Body, folder: Path) -> None:
+        """Stop a terminated instance's body, in the background (it may take the grace period)."""
+        if body.instance_id in self.stopping:
+            return
+        self.stopping.add(body.instance_id)
+
+        def stop() -> None:
+            if liveness(body) != "dead":
+                _log.info("stopping body of %s (pid %d)", body.instance_id, body.pid)
+                self.backend.stop(body, self.grace_s)
+            Body(**{**body.__dict__, "stopped": True}).save(folder)
+            self.stopping.discard(body.instance_id)
+
+        threading.Thread(target=stop, name=f"stop-{body.instance_id}", daemon=False).start()
+
+    def run(self, interval_s: float) -> None:
+        """Reconcile until told to stop; EC2 errors (an emulator restart) are retried."""
+        while not self.done.is_set():
+            try:
+                self.reconcile()
+            except (BotoCoreError, ClientError) as exc:
+                _log.warning("cannot reach EC2: %s", exc)
+            self.done.wait(interval_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the hypervisor for the lab in ``--home`` until SIGTERM."""
+    parser = argparse.ArgumentParser(description="fleetlab hypervisor")
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--fleet", default="local")
+    parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--grace", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    hypervisor = Hypervisor(LabEnv.load(args.home), args.home, args.fleet, args.grace)
+
+    def finish(_signum: int, _frame: FrameType | None) -> None:
+        # Bodies live on (as VMs do when their hypervisor restarts); `lab down` stops them
+        # by terminating the instances first.
+        hypervisor.done.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    hypervisor.run(args.interval)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

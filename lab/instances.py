@@ -1,0 +1,115 @@
+"""The fleet as EC2 sees it: a launch template, and instances started and stopped only by the API.
+
+The same calls reach moto, LocalStack or AWS; the lab's hypervisor gives the instances bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from lab.errors import LabError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+FLEET_TAG = "fleetlab:fleet"
+LIVE_STATES = ("pending", "running")
+GONE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
+LAB_IMAGE_ID = "ami-0f1ee7ab"  # what the lab's instances "boot": the emulator only records it
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One fleet instance as EC2 reports it."""
+
+    id: str
+    state: str
+    launched: str
+    image_id: str
+
+
+def template_name(fleet: str) -> str:
+    """The launch template of a fleet."""
+    return f"fleetlab-{fleet}"
+
+
+def ensure_template(ec2: EC2Client, fleet: str, user_data: str, instance_type: str = "c5.large",
+                    image_id: str = LAB_IMAGE_ID) -> str:  # fmt: skip
+    """Create the fleet's launch template, or add a version with this user-data; return its id."""
+    data = {
+        "ImageId": image_id,
+        "InstanceType": instance_type,
+        "UserData": base64.b64encode(user_data.encode()).decode(),
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": [{"Key": FLEET_TAG, "Value": fleet}]}
+        ],
+    }
+    name = template_name(fleet)
+    try:
+        made = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)  # type: ignore[arg-type]
+        return made["LaunchTemplate"]["LaunchTemplateId"]
+    except ClientError as exc:
+        if "AlreadyExists" not in str(exc.response.get("Error", {}).get("Code", "")):
+            raise
+    version = ec2.create_launch_template_version(LaunchTemplateName=name, LaunchTemplateData=data)  # type: ignore[arg-type]
+    number = str(version["LaunchTemplateVersion"]["VersionNumber"])
+    ec2.modify_launch_template(LaunchTemplateName=name, DefaultVersion=number)
+    return version["LaunchTemplateVersion"]["LaunchTemplateId"]
+
+
+def fleet(ec2: EC2Client, name: str, states: tuple[str, ...] = LIVE_STATES) -> list[Instance]:
+    """The fleet's instances in ``states``, oldest first."""
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": f"tag:{FLEET_TAG}", "Values": [name]},
+            {"Name": "instance-state-name", "Values": list(states)},
+        ]
+    )
+    found = [
+        Instance(i["InstanceId"], i["State"]["Name"], str(i["LaunchTime"]), i.get("ImageId", ""))
+        for page in pages
+        for reservation in page.get("Reservations", [])
+        for i in reservation.get("Instances", [])
+    ]
+    return sorted(found, key=lambda i: (i.launched, i.id))
+
+
+def launch(ec2: EC2Client, name: str, count: int) -> list[str]:
+    """Start ``count`` instances from the fleet's launch template."""
+    if count <= 0:
+        return []
+    reply = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateName": template_name(name), "Version": "$Default"},
+        MinCount=count,
+        MaxCount=count,
+    )
+    return [i["InstanceId"] for i in reply["Instances"]]
+
+
+def terminate(ec2: EC2Client, ids: list[str]) -> None:
+    """Terminate instances through EC2 (the hypervisor then stops their bodies)."""
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+
+
+def scale(ec2: EC2Client, name: str, wanted: int) -> tuple[list[str], list[str]]:
+    """Launch or terminate (newest first) until the fleet has ``wanted`` instances."""
+    if wanted < 0:
+        raise LabError("the fleet size cannot be negative")
+    live = fleet(ec2, name)
+    if wanted > len(live):
+        return launch(ec2, name, wanted - len(live)), []
+    doomed = [i.id for i in live[wanted:]]
+    terminate(ec2, doomed)
+    return [], doomed
+
+
+def user_data(ec2: EC2Client, instance_id: str) -> str:
+    """The user-data an instance was launched with."""
+    reply = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    value = reply.get("UserData", {}).get("Value", "")
+    return base64.b64decode(value).decode() if value else ""
