@@ -82,6 +82,7 @@ class WorkerConfig:
     speed: float = 1.0
     log_flush_s: float = 1.0
     status_interval_s: float = 5.0
+    code_version: str = "dev"
 
 
 def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -173,4 +174,5 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         speed=_number(env, "FLEETLAB_SPEED", 1.0) or 1.0,
         log_flush_s=_number(env, "FLEETLAB_LOG_FLUSH", 1.0),
         status_interval_s=_number(env, "FLEETLAB_STATUS_INTERVAL", 5.0),
+        code_version=env.get("FLEETLAB_CODE_VERSION") or "dev",
     )

@@ -60,6 +60,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         worker.stats,
         clients.counter.snapshot,
         config.status_interval_s,
+        config.code_version,
     )
     return worker, status
 

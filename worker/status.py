@@ -3,8 +3,9 @@
 Written every ``interval_s``, and soon after the state changes (a job starts or ends), but at
 most once per ``_MIN_GAP_S`` so a busy worker does not pay a write per job.
 
-State, current request, jobs done, code version and heartbeat time: what ``lab status`` and,
-later, the scaler read. Only this worker writes its own key.
+State, current request, jobs done, code version and heartbeat time: what ``lab status`` and
+the scaler read. Writes are conditional (create, then ``IfMatch`` on the last etag): a field
+another writer put in the document (a drain request, say) is kept, never overwritten blind.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker.errors import StoreError
+from worker.errors import PreconditionFailed, StoreError
 from worker.inbox import Inbox
 from worker.loop import Stats
 from worker.store import JsonStore
 
 _log = logging.getLogger(__name__)
-VERSION = "0.1.0"
 _TICK_S = 0.25
 _MIN_GAP_S = 1.0
 
@@ -38,8 +38,12 @@ class StatusReporter:
         stats: Stats,
         calls: Callable[[], dict[str, int]],
         interval_s: float,
+        code_version: str = "dev",
         wall: Callable[[], float] = time.time,
     ) -> None:
+        self._code_version = code_version
+        self._etag: str | None = None
+        self._others: dict[str, Any] = {}
         self._store = store
         self._worker_id = worker_id
         self._inbox = inbox
@@ -74,16 +78,39 @@ class StatusReporter:
             "outcomes": dict(self._stats.outcomes),
             "api_calls": sum(calls.values()),
             "api_calls_by_operation": calls,
-            "code_version": VERSION,
+            "code_version": self._code_version,
             "heartbeat_at": self._wall(),
         }
 
     def write(self, state: str) -> None:
         """Write the document now; a failure is logged and retried on the next beat."""
+        key = f"status/{self._worker_id}.json"
         try:
-            self._store.put(f"status/{self._worker_id}.json", self.document(state))
+            for _ in range(3):
+                doc = self._others | self.document(state)
+                try:
+                    if self._etag is None:
+                        self._etag = self._store.create(key, doc)
+                    else:
+                        self._etag = self._store.replace(key, doc, self._etag)
+                    return
+                except PreconditionFailed:
+                    self._adopt(key)
+            _log.warning("status write kept losing to other writers")
         except StoreError as exc:
             _log.warning("status write failed: %s", exc)
+
+    def _adopt(self, key: str) -> None:
+        """Someone else wrote (or this id ran before): keep their fields, write over their etag."""
+        found = self._store.read(key)
+        mine = set(self.document("idle"))
+        self._etag = found.etag if found else None
+        self._others = {k: v for k, v in (found.doc if found else {}).items() if k not in mine}
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Fields other writers put in this worker's status document."""
+        return dict(self._others)
 
     def _signature(self) -> tuple[int, str | None]:
         running = self._inbox.running()

@@ -1,0 +1,48 @@
+"""Status documents are written conditionally and keep what other writers put in them."""
+
+from __future__ import annotations
+
+from memstore import DictStore
+
+from worker.inbox import Inbox
+from worker.loop import Stats
+from worker.status import StatusReporter
+
+
+def reporter(store: DictStore) -> StatusReporter:
+    return StatusReporter(
+        store, "i-1", Inbox(), Stats(), lambda: {"PutObject": 2}, 5.0, "v7", lambda: 100.0
+    )
+
+
+def test_first_write_creates_then_replaces_on_its_own_etag() -> None:
+    store = DictStore()
+    status = reporter(store)
+    status.write("idle")
+    first = store.read("status/i-1.json")
+    assert first is not None and first.doc["state"] == "idle" and first.doc["code_version"] == "v7"
+    status.write("stopped")
+    second = store.read("status/i-1.json")
+    assert second is not None and second.doc["state"] == "stopped" and second.etag != first.etag
+
+
+def test_a_field_written_by_someone_else_survives_the_next_heartbeat() -> None:
+    store = DictStore()
+    status = reporter(store)
+    status.write("idle")
+    found = store.read("status/i-1.json")
+    assert found is not None
+    store.replace("status/i-1.json", found.doc | {"drain_requested": True}, found.etag)
+    status.write("idle")
+    after = store.read("status/i-1.json")
+    assert after is not None and after.doc["drain_requested"] is True
+    assert status.extra == {"drain_requested": True}
+
+
+def test_a_restarted_worker_adopts_its_old_document() -> None:
+    store = DictStore()
+    reporter(store).write("idle")
+    again = reporter(store)  # same id, no etag yet: create loses, it reads and replaces
+    again.write("busy")
+    found = store.read("status/i-1.json")
+    assert found is not None and found.doc["state"] == "busy"
