@@ -1,4 +1,5 @@
-"""Bodies: what gives an emulated EC2 instance a life — here a process group running its user-data.
+"""Bodies: what gives an emulated EC2 instance a life — a process group or a Docker container
+running the instance's own user-data.
 
 A body's record (``body.json`` in the instance's folder) is what survives a hypervisor restart:
 the pid and its start time (so a recycled pid is never mistaken for the body), the backend, and
@@ -32,6 +33,7 @@ class Body:
     started_at: float
     proc_start: str
     stopped: bool = False
+    container: str = ""
 
     @classmethod
     def load(cls, folder: Path) -> Body | None:
@@ -62,7 +64,9 @@ def proc_start(pid: int) -> str:
 
 
 def liveness(body: Body) -> Liveness:
-    """Alive, frozen (stopped by SIGSTOP) or dead — judged on the body's own pid and start time."""
+    """Alive, frozen or dead: a container by Docker's word, a process by its pid and start time."""
+    if body.backend == DockerBackend.name:
+        return DockerBackend.liveness(body)
     fields = _proc_stat(body.pid)
     if fields is None or fields[0] == "Z" or proc_start(body.pid) != body.proc_start:
         return "dead"
@@ -134,3 +138,83 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class DockerBackend:
+    """Bodies as containers of the lab's instance image, on the host network (to reach the
+    emulator on 127.0.0.1); the instance folder is mounted at /instance, its disk at
+    /instance/root. ``--init`` gives the container a real PID 1 that forwards signals."""
+
+    name = "docker"
+
+    def __init__(self, image: str = "", lab_label: str = "") -> None:
+        self.image = image
+        self.lab_label = lab_label
+
+    def start(self, instance_id: str, folder: Path, user_data: str, env: Mapping[str, str]) -> Body:
+        """Run the container detached and return its record (saved in ``folder``)."""
+        (folder / "root").mkdir(parents=True, exist_ok=True)
+        (folder / "user-data.sh").write_text(user_data)
+        inside = dict(env) | {
+            "FLEETLAB_INSTANCE_ID": instance_id,
+            "FLEETLAB_ROOT": "/instance/root",
+            "FLEETLAB_PYTHON": "python3",
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        }
+        labels = [f"fleetlab.instance={instance_id}", f"fleetlab.lab={self.lab_label}"]
+        argv = ["docker", "run", "-d", "--init", "--network", "host",
+                "--name", f"fleetlab-{instance_id}", "-v", f"{folder}:/instance"]  # fmt: skip
+        for label in labels:
+            argv += ["--label", label]
+        for key in sorted(inside):
+            argv += ["-e", key]  # values come from the environment: not on a command line
+        argv += [self.image, "/bin/bash", "-c",
+                 "exec /bin/bash /instance/user-data.sh >>/instance/console.log 2>&1"]  # fmt: skip
+        made = subprocess.run(argv, env=dict(os.environ) | inside, capture_output=True, check=False)
+        if made.returncode != 0:
+            raise OSError(f"docker run failed: {made.stderr.decode(errors='replace').strip()}")
+        container = made.stdout.decode().strip()
+        pid = int(_inspect(container, "{{.State.Pid}}") or 0)
+        body = Body(instance_id, self.name, pid, time.time(), proc_start(pid), container=container)
+        body.save(folder)
+        return body
+
+    @staticmethod
+    def liveness(body: Body) -> Liveness:
+        """Docker's view: running, paused, or anything else (exited, removed)."""
+        status = _inspect(body.container, "{{.State.Status}}")
+        return {"running": "alive", "paused": "frozen"}.get(status, "dead")  # type: ignore[return-value]
+
+    def signal(self, body: Body, sig: signal.Signals) -> bool:
+        """Deliver a fault: SIGSTOP/SIGCONT pause and unpause the container, others are sent."""
+        if self.liveness(body) == "dead":
+            return False
+        if sig == signal.SIGSTOP:
+            argv = ["docker", "pause", body.container]
+        elif sig == signal.SIGCONT:
+            argv = ["docker", "unpause", body.container]
+        else:
+            argv = ["docker", "kill", "--signal", sig.name, body.container]
+        return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+    def stop(self, body: Body, grace_s: float) -> None:
+        """``docker stop`` (SIGTERM, SIGKILL after the grace), then remove the container."""
+        if self.liveness(body) == "frozen":
+            subprocess.run(["docker", "unpause", body.container], capture_output=True, check=False)
+        subprocess.run(["docker", "stop", "-t", str(int(grace_s)), body.container],
+                       capture_output=True, check=False)  # fmt: skip
+        subprocess.run(["docker", "rm", "-f", body.container], capture_output=True, check=False)
+
+
+def _inspect(container: str, template: str) -> str:
+    found = subprocess.run(["docker", "inspect", "-f", template, container],
+                           capture_output=True, check=False)  # fmt: skip
+    return found.stdout.decode().strip() if found.returncode == 0 else ""
+
+
+Backend = ProcessBackend | DockerBackend
+
+
+def backend_for(body: Body) -> Backend:
+    """The backend that can act on an existing body (faults, stopping)."""
+    return DockerBackend() if body.backend == DockerBackend.name else ProcessBackend()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from lab.bodies import Body, ProcessBackend, liveness
+from lab.bodies import Body, backend_for, liveness
 from lab.errors import LabError
 
 _ACTIONS = {"crash": signal.SIGKILL, "freeze": signal.SIGSTOP, "thaw": signal.SIGCONT}
@@ -29,6 +29,6 @@ def act(home: Path, instance_id: str, action: str) -> Body:
     if action not in _ACTIONS:
         raise LabError(f"unknown fault {action!r}: choose {', '.join(_ACTIONS)}")
     body = body_of(home, instance_id)
-    if liveness(body) == "dead" or not ProcessBackend().signal(body, _ACTIONS[action]):
+    if liveness(body) == "dead" or not backend_for(body).signal(body, _ACTIONS[action]):
         raise LabError(f"the body of {instance_id} is not running")
     return body

@@ -11,6 +11,7 @@ Restarted, the hypervisor re-adopts the bodies its records name (pid + start tim
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from types import FrameType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab import instances
-from lab.bodies import Body, ProcessBackend, liveness, reap
+from lab.bodies import Backend, Body, DockerBackend, ProcessBackend, backend_for, liveness, reap
 from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv
 
 _log = logging.getLogger("hypervisor")
@@ -31,12 +32,14 @@ _log = logging.getLogger("hypervisor")
 class Hypervisor:
     """One reconciliation loop over the fleet's instances and their bodies."""
 
-    def __init__(self, env: LabEnv, home: Path, fleet_name: str, grace_s: float = 30.0) -> None:
+    def __init__(
+        self, env: LabEnv, home: Path, fleet_name: str, backend: Backend, grace_s: float = 30.0
+    ) -> None:
         self.env = env
         self.folder = home / "instances"
         self.fleet_name = fleet_name
         self.grace_s = grace_s
-        self.backend = ProcessBackend()
+        self.backend = backend
         self.ec2 = AwsClients.for_env(env).ec2
         self.stopping: set[str] = set()
         self.done = threading.Event()
@@ -74,9 +77,9 @@ class Hypervisor:
         self.stopping.add(body.instance_id)
 
         def stop() -> None:
-            if liveness(body) != "dead":
-                _log.info("stopping body of %s (pid %d)", body.instance_id, body.pid)
-                self.backend.stop(body, self.grace_s)
+            # Dead bodies too: what is left of them (a crashed container) goes as well.
+            _log.info("stopping body of %s (%s)", body.instance_id, liveness(body))
+            backend_for(body).stop(body, self.grace_s)
             Body(**{**body.__dict__, "stopped": True}).save(folder)
             self.stopping.discard(body.instance_id)
 
@@ -92,6 +95,11 @@ class Hypervisor:
             self.done.wait(interval_s)
 
 
+def lab_label(home: Path) -> str:
+    """A label naming this lab's containers, so that cleaning up touches no one else's."""
+    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the hypervisor for the lab in ``--home`` until SIGTERM."""
     parser = argparse.ArgumentParser(description="fleetlab hypervisor")
@@ -99,9 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fleet", default="local")
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--grace", type=float, default=30.0)
+    parser.add_argument("--backend", choices=["process", "docker"], default="process")
+    parser.add_argument("--image", default="fleetlab/instance:bookworm")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    hypervisor = Hypervisor(LabEnv.load(args.home), args.home, args.fleet, args.grace)
+    backend: Backend = (
+        DockerBackend(args.image, lab_label(args.home))
+        if args.backend == "docker"
+        else ProcessBackend()
+    )
+    hypervisor = Hypervisor(LabEnv.load(args.home), args.home, args.fleet, backend, args.grace)
 
     def finish(_signum: int, _frame: FrameType | None) -> None:
         # Bodies live on (as VMs do when their hypervisor restarts); `lab down` stops them

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from support import clean_env, wait_until
 
-from lab import faults, instances
+from lab import faults, image, instances
 from lab.bodies import Body, liveness
 
 pytestmark = pytest.mark.integration
@@ -24,18 +26,35 @@ while true; do sleep 0.2; done
 """
 
 
+@pytest.fixture(scope="session")
+def instance_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The lab's instance image, built offline once (skipped only outside CI without Docker)."""
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
+    ):
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI must run the docker backend: start an engine with scripts/dockerd start"
+            )
+        pytest.skip("no Docker engine here (make test starts one)")
+    return image.build(tmp_path_factory.mktemp("image"))
+
+
 class Fleet:
     """A hypervisor process over one uniquely tagged fleet."""
 
-    def __init__(self, lab, name: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, lab, name: str, backend: str) -> None:  # type: ignore[no-untyped-def]
         self.lab = lab
         self.name = name
+        self.backend = backend
         self.ec2 = lab.clients.ec2
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start_hypervisor(self) -> None:
         argv = [sys.executable, "-m", "lab.hypervisor", "--home", str(self.lab.home),
-                "--fleet", self.name, "--interval", "0.2", "--grace", "5"]  # fmt: skip
+                "--fleet", self.name, "--interval", "0.2", "--grace", "5",
+                "--backend", self.backend]  # fmt: skip
         with (self.lab.home / "hypervisor.log").open("ab") as log:
             self.proc = subprocess.Popen(argv, env=clean_env(), stdout=log, stderr=log)
 
@@ -47,12 +66,14 @@ class Fleet:
         return path.read_text() if path.exists() else ""
 
 
-@pytest.fixture
-def fleet(lab) -> Iterator[Fleet]:  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["process", "docker"])
+def fleet(request: pytest.FixtureRequest, lab) -> Iterator[Fleet]:  # type: ignore[no-untyped-def]
+    if request.param == "docker":
+        request.getfixturevalue("instance_image")
     lab.env.save(lab.home)
     name = f"t-{uuid.uuid4().hex[:10]}"
     instances.ensure_template(lab.clients.ec2, name, USER_DATA)
-    found = Fleet(lab, name)
+    found = Fleet(lab, name, request.param)
     found.start_hypervisor()
     yield found
     live = [i.id for i in instances.fleet(found.ec2, name)]
@@ -65,7 +86,11 @@ def fleet(lab) -> Iterator[Fleet]:  # type: ignore[no-untyped-def]
 
 
 def booted(fleet: Fleet, instance_id: str) -> Callable[[], bool]:
-    return lambda: f"booted {instance_id}" in fleet.console(instance_id)
+    # The record is saved once the body runs, which may be just after its first console line.
+    return lambda: (
+        fleet.body(instance_id) is not None
+        and f"booted {instance_id}" in fleet.console(instance_id)
+    )
 
 
 def test_bodies_follow_instances_and_faults_act_on_bodies(fleet: Fleet) -> None:
@@ -74,7 +99,7 @@ def test_bodies_follow_instances_and_faults_act_on_bodies(fleet: Fleet) -> None:
         wait_until(booted(fleet, instance_id), 20, f"{instance_id} to boot")
     body = fleet.body(first)
     assert body is not None and liveness(body) == "alive"
-    assert f"in {fleet.lab.home}/instances/{first}/root" in fleet.console(first)
+    assert body.backend == fleet.backend
 
     faults.act(fleet.lab.home, first, "freeze")
     wait_until(lambda: liveness(body) == "frozen", 5, "freeze")
@@ -120,3 +145,17 @@ def test_scale_and_restart_readopts_without_duplicates(fleet: Fleet) -> None:
     assert keep is not None and keep.pid == pids[kept] and liveness(keep) == "alive"
     assert fleet.console(kept).count("booted") == 1
     assert [i.id for i in instances.fleet(fleet.ec2, fleet.name)] == [kept]
+
+
+@pytest.mark.parametrize("fleet", ["docker"], indirect=True)
+def test_no_container_outlives_its_instance(fleet: Fleet) -> None:
+    [instance_id] = instances.launch(fleet.ec2, fleet.name, 1)
+    wait_until(booted(fleet, instance_id), 20, "boot")
+    faults.act(fleet.lab.home, instance_id, "crash")
+    instances.terminate(fleet.ec2, [instance_id])
+    wait_until(lambda: (b := fleet.body(instance_id)) is not None and b.stopped, 15, "stop")
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=fleetlab.instance={instance_id}"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert left.stdout.strip() == b""
