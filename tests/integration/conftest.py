@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 from support import clean_env, free_port, wait_until
 
+from lab import image
 from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
 from lab.settings import LabSettings
 
@@ -429,3 +431,18 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
         if worker.proc.poll() is None:
             worker.children = descendants(worker.proc.pid)
         worker.stop(grace_s=5)
+
+
+@pytest.fixture(scope="session")
+def instance_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The lab's instance image, built offline once (skipped only outside CI without Docker)."""
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
+    ):
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI must run the docker backend: start an engine with scripts/dockerd start"
+            )
+        pytest.skip("no Docker engine here (make test starts one)")
+    return image.build(tmp_path_factory.mktemp("image"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from support import clean_env, wait_until
 
-from lab import faults, image, instances
+from lab import faults, instances
 from lab.bodies import Body, liveness
 
 pytestmark = pytest.mark.integration
@@ -24,21 +22,6 @@ echo "booted $FLEETLAB_INSTANCE_ID in $FLEETLAB_ROOT"
 trap 'echo terminated > "$FLEETLAB_ROOT/stopped"; exit 0' TERM
 while true; do sleep 0.2; done
 """
-
-
-@pytest.fixture(scope="session")
-def instance_image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The lab's instance image, built offline once (skipped only outside CI without Docker)."""
-    if (
-        shutil.which("docker") is None
-        or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
-    ):
-        if os.environ.get("CI"):
-            pytest.fail(
-                "CI must run the docker backend: start an engine with scripts/dockerd start"
-            )
-        pytest.skip("no Docker engine here (make test starts one)")
-    return image.build(tmp_path_factory.mktemp("image"))
 
 
 class Fleet:
