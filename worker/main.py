@@ -77,6 +77,9 @@ def main() -> int:
         return 2
 
     def drain(signum: int, _frame: FrameType | None) -> None:
+        # Draining has begun; a second SIGTERM (group-wide, then forwarded by the supervisor)
+        # must not kill the worker on its way out, when Python has reset its handlers.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         worker.stop.set()
         if worker.idle.is_set():
             raise Interrupted
