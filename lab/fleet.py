@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -9,12 +10,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lab import emulator, procs, samples
-from lab.errors import StartFailed
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lab import bundle, emulator, image, instances, procs, samples, userdata
+from lab.bodies import Body, backend_for, liveness
+from lab.bundle import Bundle
+from lab.errors import NotRunning, StartFailed
 from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
 from lab.settings import LabSettings
 
 RECEIVER = "receiver"
+HYPERVISOR = "hypervisor"
 CALLBACK_AUTH = "dirk:tellnoone"  # the article's example credentials, as in schemas/examples
 MEDIA_AUTH = "dirk:mylilsecret"
 LAB_SPEED = "0.01"  # a 180 s video takes 1.8 s of CPU in the lab
@@ -26,18 +32,49 @@ def base_env() -> dict[str, str]:
     return keep | LAB_CREDENTIALS | {"AWS_EC2_METADATA_DISABLED": "true"}
 
 
-def up(settings: LabSettings, workers: int) -> LabEnv:
-    """Start the emulator, create resources, start the receiver and ``workers`` workers."""
+def up(
+    settings: LabSettings, workers: int = 0, instances_n: int = 0, backend: str = "process"
+) -> LabEnv:
+    """Start the emulator, resources and receiver; then ``instances_n`` EC2 instances (code
+    from a freshly deployed bundle, bodies from the hypervisor) and ``workers`` plain workers."""
     env = base_env()
     emulator.start(settings, env)
     lab_env = ensure(settings, AwsClients(settings.region, settings.endpoint_url))
     lab_env.save(settings.home)
+    clients = AwsClients.for_env(lab_env)
     files = samples.make(settings.home / "receiver" / "media")
-    samples.upload(AwsClients.for_env(lab_env).s3, lab_env.bucket, files)
+    samples.upload(clients.s3, lab_env.bucket, files)
     start_receiver(settings, env)
+    if instances_n:
+        if backend == "docker":
+            image.build(settings.home / "image")
+        deploy(settings, lab_env, clients)
+        start_hypervisor(settings, env, backend)
+        instances.launch(clients.ec2, lab_env.env, instances_n)
     for index in range(1, workers + 1):
         start_worker(settings, lab_env, f"worker-{index}")
     return lab_env
+
+
+def instance_config(lab_env: LabEnv) -> dict[str, str]:
+    """What an instance's user-data carries: the worker's settings, never credentials."""
+    config = lab_env.worker_env() | {"FLEETLAB_SPEED": LAB_SPEED}
+    return {k: v for k, v in config.items() if k not in LAB_CREDENTIALS}
+
+
+def deploy(settings: LabSettings, lab_env: LabEnv, clients: AwsClients) -> Bundle:
+    """Build and publish a code bundle; point the fleet's launch template at the boot script."""
+    made = bundle.build(Path.cwd(), settings.home / "bundles")
+    bundle.publish(clients.s3, lab_env.bucket, made)
+    instances.ensure_template(clients.ec2, lab_env.env, userdata.render(instance_config(lab_env)))
+    return made
+
+
+def start_hypervisor(settings: LabSettings, env: dict[str, str], backend: str) -> int:
+    """Start the hypervisor process that gives the fleet's instances bodies."""
+    argv = [sys.executable, "-m", "lab.hypervisor", "--home", str(settings.home),
+            "--backend", backend, "--image", image.IMAGE]  # fmt: skip
+    return procs.start(HYPERVISOR, argv, settings.pids, settings.logs, env, Path.cwd())
 
 
 def start_receiver(settings: LabSettings, env: dict[str, str]) -> int:
@@ -73,8 +110,35 @@ def start_worker(
     return procs.start(name, argv, settings.pids, settings.logs, env, Path.cwd())
 
 
-def down(settings: LabSettings) -> list[str]:
-    """Stop workers first (they drain), then the receiver and the emulator; return what stopped."""
+def down(settings: LabSettings, grace_s: float = 60.0) -> list[str]:
+    """Terminate the fleet (bodies drain), stop workers, hypervisor, receiver, emulator."""
+    stopped = retire_fleet(settings, grace_s)
     names = list(procs.running(settings.pids))
-    order = sorted(names, key=lambda n: (n in (RECEIVER, emulator.NAME), n == emulator.NAME))
-    return [name for name in order if procs.stop(name, settings.pids)]
+    last = (HYPERVISOR, RECEIVER, emulator.NAME)
+    order = sorted(names, key=lambda n: (n in last, last.index(n) if n in last else 0))
+    return stopped + [name for name in order if procs.stop(name, settings.pids)]
+
+
+def retire_fleet(settings: LabSettings, grace_s: float) -> list[str]:
+    """Terminate every instance through EC2 and wait for the hypervisor to stop the bodies;
+    any body still alive after that (no hypervisor running) is stopped here, by its record."""
+    folder = settings.home / "instances"
+    if not folder.is_dir():
+        return []
+    if emulator.ready(settings.endpoint_url) and procs.running(settings.pids).get(HYPERVISOR):
+        with contextlib.suppress(NotRunning, BotoCoreError, ClientError):
+            lab_env = LabEnv.load(settings.home)
+            ec2 = AwsClients.for_env(lab_env).ec2
+            instances.terminate(ec2, [i.id for i in instances.fleet(ec2, lab_env.env)])
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and _live_bodies(folder):
+                time.sleep(0.2)
+    left = _live_bodies(folder)
+    for body in left:
+        backend_for(body).stop(body, grace_s=5.0)
+    return [f"body {body.instance_id}" for body in left]
+
+
+def _live_bodies(folder: Path) -> list[Body]:
+    records = (Body.load(path) for path in sorted(folder.iterdir()) if path.is_dir())
+    return [b for b in records if b is not None and liveness(b) != "dead"]

@@ -54,4 +54,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> LabSettings:
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         emulator_port=int(env.get("FLEETLAB_EMULATOR_PORT") or 5000),
         receiver_port=int(env.get("FLEETLAB_RECEIVER_PORT") or 8765),
+        visibility_timeout_s=int(env.get("FLEETLAB_LAB_VISIBILITY_TIMEOUT") or 30),
     )

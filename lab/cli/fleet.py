@@ -8,15 +8,22 @@ from typing import Annotated
 import typer
 
 import schemas
-from lab import fleet
+from lab import fleet, instances
 from lab.cli.common import errors_to_exit, settings
+from lab.errors import LabError
 from lab.resources import AwsClients, LabEnv
 from lab.results import Result, from_queue, from_receiver
 from lab.submit import send
 
 
 def up(
-    workers: Annotated[int, typer.Option(min=0, max=16, help="Worker processes to start.")] = 2,
+    instances_n: Annotated[
+        int, typer.Option("--instances", min=0, max=16, help="EC2 instances to launch.")
+    ] = 0,
+    workers: Annotated[int, typer.Option(min=0, max=16, help="Plain worker processes.")] = 2,
+    backend: Annotated[
+        str, typer.Option(help="Bodies for instances: process or docker.")
+    ] = "process",
     samples: Annotated[
         bool, typer.Option(help="Submit schemas/examples and print responses.")
     ] = True,
@@ -25,10 +32,12 @@ def up(
     """Start the emulator, create queues/bucket/log group, start receiver and workers."""
     with errors_to_exit():
         config = settings()
-        lab_env = fleet.up(config, workers)
+        if backend not in ("process", "docker"):
+            raise LabError(f"--backend must be process or docker, not {backend!r}")
+        lab_env = fleet.up(config, workers, instances_n, backend)
         typer.echo(
-            f"lab up: emulator {lab_env.endpoint_url}, {workers} worker(s), "
-            f"receiver {lab_env.receiver_url}"
+            f"lab up: emulator {lab_env.endpoint_url}, {instances_n} instance(s), "
+            f"{workers} worker(s), receiver {lab_env.receiver_url}"
         )
         if samples and not run_samples(lab_env, wait):
             raise typer.Exit(1)
@@ -69,7 +78,28 @@ def down() -> None:
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
+def scale(count: Annotated[int, typer.Argument(min=0, max=64, help="Instances wanted.")]) -> None:
+    """Launch or terminate instances through EC2 until the fleet has COUNT."""
+    with errors_to_exit():
+        lab_env = LabEnv.load(settings().home)
+        launched, terminated = instances.scale(AwsClients.for_env(lab_env).ec2, lab_env.env, count)
+    for instance_id in launched:
+        typer.echo(f"launched {instance_id}")
+    for instance_id in terminated:
+        typer.echo(f"terminating {instance_id}")
+
+
+def deploy() -> None:
+    """Build a code bundle, upload it, move `current`: instances that boot from now run it."""
+    with errors_to_exit():
+        lab_env = LabEnv.load(settings().home)
+        made = fleet.deploy(settings(), lab_env, AwsClients.for_env(lab_env))
+    typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `lab` app."""
     app.command()(up)
     app.command()(down)
+    app.command()(scale)
+    app.command()(deploy)

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from lab import procs
+from lab import instances, procs
+from lab.bodies import Body, liveness
 from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
 from lab.resources import AwsClients, LabEnv
 
@@ -40,19 +41,56 @@ def queue_depths(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, int]]:
     return depths
 
 
-def workers(clients: AwsClients, env: LabEnv) -> list[dict[str, Any]]:
-    """Each worker's status document, with its heartbeat age and whether its process lives."""
-    live = procs.running(settings().pids)
-    listing = clients.s3.list_objects_v2(Bucket=env.bucket, Prefix="status/")
-    found = []
-    for item in listing.get("Contents", []):
+def status_docs(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, Any]]:
+    """Every status document, by worker id, with its heartbeat age and a staleness flag."""
+    found: dict[str, dict[str, Any]] = {}
+    pages = clients.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=env.bucket, Prefix="status/"
+    )
+    for item in (i for page in pages for i in page.get("Contents", [])):
         doc = json.loads(clients.s3.get_object(Bucket=env.bucket, Key=item["Key"])["Body"].read())
         age = time.time() - float(doc.get("heartbeat_at", 0))
         doc["heartbeat_age_s"] = round(age, 1)
         doc["stale"] = doc.get("state") != "stopped" and age > _STALE_S
-        doc["process"] = "alive" if doc.get("worker_id") in live else "gone"
-        found.append(doc)
+        found[str(doc.get("worker_id"))] = doc
     return found
+
+
+def workers(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plain worker processes (not instances): status joined with whether the process lives."""
+    live = procs.running(settings().pids)
+    return [
+        doc | {"process": "alive" if worker_id in live else "gone"}
+        for worker_id, doc in docs.items()
+        if not worker_id.startswith("i-")
+    ]
+
+
+def fleet_instances(
+    clients: AwsClients, env: LabEnv, docs: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Instances from EC2, joined with their body (hypervisor records) and status document."""
+    folder = settings().home / "instances"
+    every = instances.LIVE_STATES + instances.GONE_STATES
+    rows = []
+    for instance in instances.fleet(clients.ec2, env.env, every):
+        body = Body.load(folder / instance.id)
+        doc = docs.get(instance.id, {})
+        live = instance.state in instances.LIVE_STATES
+        rows.append({
+            "id": instance.id,
+            "ec2_state": instance.state,
+            "state": doc.get("state", "booting" if live else None),
+            "backend": body.backend if body else None,
+            "body": ("stopped" if body.stopped else liveness(body)) if body else "none",
+            "pid": body.pid if body else None,
+            "code_version": doc.get("code_version"),
+            "heartbeat_age_s": doc.get("heartbeat_age_s"),
+            "stale": bool(doc.get("stale")),
+            "current_request": doc.get("current_request"),
+            "jobs_done": doc.get("jobs_done", 0),
+        })  # fmt: skip
+    return rows
 
 
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
@@ -60,14 +98,27 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     with errors_to_exit():
         env = lab_env()
         clients = AwsClients.for_env(env)
-        depths, found = queue_depths(clients, env), workers(clients, env)
+        docs = status_docs(clients, env)
+        depths, found = queue_depths(clients, env), workers(docs)
+        fleet = fleet_instances(clients, env, docs)
     if as_json:
-        emit_json({"queues": depths, "workers": found})
+        emit_json({"queues": depths, "instances": fleet, "workers": found})
         return
     for name, depth in depths.items():
         typer.echo(
             f"queue {name:12} visible {depth['visible']:5}  in flight {depth['in_flight']:5}  "
             f"delayed {depth['delayed']:3}"
+        )
+    for i in fleet:
+        flag = "  STALE" if i["stale"] else ""
+        age = (
+            f"{i['heartbeat_age_s']:6.1f}s ago"
+            if i["heartbeat_age_s"] is not None
+            else "     never"
+        )
+        typer.echo(
+            f"instance {i['id']} {i['ec2_state']:10} {i['state'] or '-':8} body {i['body']:7} "
+            f"code {i['code_version'] or '-':24} jobs {i['jobs_done']:5} heartbeat {age}{flag}"
         )
     for w in found:
         flag = "  STALE" if w["stale"] else ""
