@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lab import bundle, emulator, image, instances, procs, samples, userdata
 from lab.bodies import Body, backend_for, liveness
 from lab.bundle import Bundle
-from lab.errors import NotRunning, StartFailed
+from lab.errors import LabError, NotRunning, StartFailed
 from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
 from lab.settings import LabSettings
 
@@ -64,10 +64,18 @@ def instance_config(lab_env: LabEnv) -> dict[str, str]:
 
 def deploy(settings: LabSettings, lab_env: LabEnv, clients: AwsClients) -> Bundle:
     """Build and publish a code bundle; point the fleet's launch template at the boot script."""
-    made = bundle.build(Path.cwd(), settings.home / "bundles")
+    made = bundle.build(project_root(), settings.home / "bundles")
     bundle.publish(clients.s3, lab_env.bucket, made)
     instances.ensure_template(clients.ec2, lab_env.env, userdata.render(instance_config(lab_env)))
     return made
+
+
+def project_root() -> Path:
+    """The fleetlab source tree this lab runs from (bundles are built from it)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        raise LabError(f"no fleetlab source tree at {root}: deploy builds bundles from source")
+    return root
 
 
 def start_hypervisor(settings: LabSettings, env: dict[str, str], backend: str) -> int:
@@ -125,18 +133,20 @@ def retire_fleet(settings: LabSettings, grace_s: float) -> list[str]:
     folder = settings.home / "instances"
     if not folder.is_dir():
         return []
+    terminated: list[str] = []
     if emulator.ready(settings.endpoint_url) and procs.running(settings.pids).get(HYPERVISOR):
         with contextlib.suppress(NotRunning, BotoCoreError, ClientError):
             lab_env = LabEnv.load(settings.home)
             ec2 = AwsClients.for_env(lab_env).ec2
-            instances.terminate(ec2, [i.id for i in instances.fleet(ec2, lab_env.env)])
+            terminated = [i.id for i in instances.fleet(ec2, lab_env.env)]
+            instances.terminate(ec2, terminated)
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline and _live_bodies(folder):
                 time.sleep(0.2)
     left = _live_bodies(folder)
     for body in left:
         backend_for(body).stop(body, grace_s=5.0)
-    return [f"body {body.instance_id}" for body in left]
+    return [f"instance {i}" for i in terminated] + [f"body {b.instance_id}" for b in left]
 
 
 def _live_bodies(folder: Path) -> list[Body]:

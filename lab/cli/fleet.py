@@ -19,8 +19,10 @@ from lab.submit import send
 def up(
     instances_n: Annotated[
         int, typer.Option("--instances", min=0, max=16, help="EC2 instances to launch.")
+    ] = 2,
+    workers: Annotated[
+        int, typer.Option(min=0, max=16, help="Plain worker processes (no EC2, no bundle).")
     ] = 0,
-    workers: Annotated[int, typer.Option(min=0, max=16, help="Plain worker processes.")] = 2,
     backend: Annotated[
         str, typer.Option(help="Bodies for instances: process or docker.")
     ] = "process",

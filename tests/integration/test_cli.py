@@ -106,7 +106,7 @@ def cli(tmp_path: Path, unused_port: Callable[[], int]) -> Iterator[LabCli]:
 
 
 def test_lab_commands_end_to_end(cli: LabCli) -> None:
-    up = cli.ok("up", "--workers", "1", "--no-samples")
+    up = cli.ok("up", "--instances", "0", "--workers", "1", "--no-samples")
     assert f"emulator http://127.0.0.1:{cli.emulator_port}" in up.stdout
     assert set(procs.running(cli.pids)) == {"emulator", "receiver", "worker-1"}
 
@@ -199,13 +199,16 @@ def test_lab_up_with_samples_on_the_default_receiver_port(
         pytest.skip("port 8765 (the examples' receiver port) is in use")
     cli = make_cli(tmp_path, unused_port(), None)
     with brought_down(cli):
-        up = cli.ok("up", "--workers", "2", "--wait", "60", timeout=110)
-        assert set(procs.running(cli.pids)) == {"emulator", "receiver", "worker-1", "worker-2"}
+        # Exactly what `make lab-up` runs: two EC2 instances booted from a bundle in S3.
+        up = cli.ok("up", "--wait", "90", timeout=240)
+        assert set(procs.running(cli.pids)) == {"emulator", "receiver", "hypervisor"}
+        assert "2 instance(s)" in up.stdout
         assert len(re.findall(r"^\S+\.xml -> success via ", up.stdout, re.MULTILINE)) == 4, (
             up.stdout
         )
         assert "-> success via callback" in up.stdout
-        cli.ok("down")
+        down = cli.ok("down", timeout=120)
+        assert down.stdout.count("instance i-") == 2, down.stdout
         assert not procs.running(cli.pids)
     assert port_is_free(8765)
 
