@@ -14,13 +14,27 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from lab.resources import LAB_CREDENTIALS
+
 Liveness = Literal["alive", "frozen", "dead"]
+
+
+def body_env() -> dict[str, str]:
+    """A clean environment for a body: PATH and locale, the lab's credentials, the Python to use."""
+    keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")
+    base = {k: os.environ[k] for k in keep if k in os.environ}
+    return (
+        base
+        | LAB_CREDENTIALS
+        | {"FLEETLAB_PYTHON": getattr(sys, "_base_executable", sys.executable)}
+    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,13 @@ class ProcessBackend:
         body = Body(instance_id, self.name, child.pid, time.time(), proc_start(child.pid))
         body.save(folder)
         return body
+
+    def redeploy(self, body: Body, folder: Path, grace_s: float) -> Body:
+        """The article's re-deploy: stop what runs (the worker drains), run the user-data again
+        on the same disk; it renames the code folder and installs the current bundle."""
+        self.stop(body, grace_s)
+        script = (folder / "user-data.sh").read_text()
+        return self.start(body.instance_id, folder, script, body_env())
 
     def signal(self, body: Body, sig: signal.Signals) -> bool:
         """Send ``sig`` to the body's whole process group; False if it is gone."""
@@ -196,6 +217,16 @@ class DockerBackend:
         else:
             argv = ["docker", "kill", "--signal", sig.name, body.container]
         return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+    def redeploy(self, body: Body, folder: Path, grace_s: float) -> Body:
+        """Restart the container: it drains, then its command (the user-data) runs again."""
+        subprocess.run(["docker", "restart", "-t", str(int(grace_s)), body.container],
+                       capture_output=True, check=False)  # fmt: skip
+        pid = int(_inspect(body.container, "{{.State.Pid}}") or 0)
+        again = Body(body.instance_id, self.name, pid, time.time(), proc_start(pid),
+                     container=body.container)  # fmt: skip
+        again.save(folder)
+        return again
 
     def stop(self, body: Body, grace_s: float) -> None:
         """``docker stop`` (SIGTERM, SIGKILL after the grace), then remove the container."""

@@ -160,6 +160,23 @@ def publish(s3: S3Client, bucket: str, bundle: Bundle) -> str:
     raise LabError(f"{POINTER} kept changing under this deploy; publish {bundle.version} again")
 
 
+def revert(s3: S3Client, bucket: str) -> dict[str, Any]:
+    """Point ``current.json`` back at its "previous" bundle (a rollback); return the new pointer."""
+    store = S3JsonStore(s3, bucket)
+    for _ in range(_PUBLISH_ATTEMPTS):
+        found = store.read(POINTER)
+        if found is None or not found.doc.get("previous"):
+            raise LabError("no previous bundle to roll back to")
+        now = {k: v for k, v in found.doc.items() if k != "previous"}
+        doc = dict(found.doc["previous"]) | {"previous": now}
+        try:
+            store.replace(POINTER, doc, found.etag)
+        except PreconditionFailed:
+            continue
+        return doc
+    raise LabError(f"{POINTER} kept changing under this rollback")
+
+
 def current(s3: S3Client, bucket: str) -> dict[str, Any] | None:
     """The ``bundles/current.json`` pointer, or None if nothing was published yet."""
     found = S3JsonStore(s3, bucket).read(POINTER)

@@ -62,9 +62,11 @@ def instance_config(lab_env: LabEnv) -> dict[str, str]:
     return {k: v for k, v in config.items() if k not in LAB_CREDENTIALS}
 
 
-def deploy(settings: LabSettings, lab_env: LabEnv, clients: AwsClients) -> Bundle:
+def deploy(
+    settings: LabSettings, lab_env: LabEnv, clients: AwsClients, broken: bool = False
+) -> Bundle:
     """Build and publish a code bundle; point the fleet's launch template at the boot script."""
-    made = bundle.build(project_root(), settings.home / "bundles")
+    made = bundle.build(project_root(), settings.home / "bundles", start_fails=broken)
     bundle.publish(clients.s3, lab_env.bucket, made)
     instances.ensure_template(clients.ec2, lab_env.env, userdata.render(instance_config(lab_env)))
     return made

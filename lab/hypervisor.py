@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -23,8 +21,17 @@ from types import FrameType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab import instances
-from lab.bodies import Backend, Body, DockerBackend, ProcessBackend, backend_for, liveness, reap
-from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv
+from lab.bodies import (
+    Backend,
+    Body,
+    DockerBackend,
+    ProcessBackend,
+    backend_for,
+    body_env,
+    liveness,
+    reap,
+)
+from lab.resources import AwsClients, LabEnv
 
 _log = logging.getLogger("hypervisor")
 
@@ -44,13 +51,6 @@ class Hypervisor:
         self.stopping: set[str] = set()
         self.done = threading.Event()
 
-    def body_env(self) -> dict[str, str]:
-        """What a body's user-data starts with: a clean environment and the lab's credentials."""
-        keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")
-        base = {k: os.environ[k] for k in keep if k in os.environ}
-        python = getattr(sys, "_base_executable", sys.executable)
-        return base | LAB_CREDENTIALS | {"FLEETLAB_PYTHON": python}
-
     def reconcile(self) -> None:
         """Bring bodies in line with what EC2 says, once."""
         reap()
@@ -67,7 +67,7 @@ class Hypervisor:
         """Start a body for a new instance, running its own user-data."""
         folder.mkdir(parents=True, exist_ok=True)
         script = instances.user_data(self.ec2, instance_id)
-        body = self.backend.start(instance_id, folder, script, self.body_env())
+        body = self.backend.start(instance_id, folder, script, body_env())
         _log.info("body for %s: %s pid %d", instance_id, body.backend, body.pid)
 
     def take_body(self, body: Body, folder: Path) -> None:

@@ -13,6 +13,7 @@ from lab.cli.common import errors_to_exit, settings
 from lab.errors import LabError
 from lab.resources import AwsClients, LabEnv
 from lab.results import Result, from_queue, from_receiver
+from lab.rollout import Rollout
 from lab.submit import send
 
 
@@ -91,12 +92,26 @@ def scale(count: Annotated[int, typer.Argument(min=0, max=64, help="Instances wa
         typer.echo(f"terminating {instance_id}")
 
 
-def deploy() -> None:
-    """Build a code bundle, upload it, move `current`: instances that boot from now run it."""
+def deploy(
+    rollout: Annotated[bool, typer.Option(help="Update running instances one at a time.")] = False,
+    health_timeout: Annotated[
+        float, typer.Option(help="Seconds an instance has to report the new version.")
+    ] = 90.0,
+    grace: Annotated[float, typer.Option(help="Seconds a draining worker may take.")] = 60.0,
+    broken: Annotated[
+        bool, typer.Option(help="Deploy a bundle whose start-up fails (fault scenarios).")
+    ] = False,
+) -> None:
+    """Build a code bundle, upload it, move `current`; with --rollout, update the fleet."""
     with errors_to_exit():
-        lab_env = LabEnv.load(settings().home)
-        made = fleet.deploy(settings(), lab_env, AwsClients.for_env(lab_env))
-    typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")
+        config = settings()
+        lab_env = LabEnv.load(config.home)
+        clients = AwsClients.for_env(lab_env)
+        made = fleet.deploy(config, lab_env, clients, broken=broken)
+        typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")
+        if rollout:
+            steps = Rollout(config.home, lab_env, clients, health_timeout, grace, typer.echo).run()
+            typer.echo(f"rollout done: {len(steps)} instance(s) on {made.version}")
 
 
 def register(app: typer.Typer) -> None:

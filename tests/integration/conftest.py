@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import clean_env, free_port, wait_until
+from support import Up, clean_env, free_port, wait_until
 
 from lab import image
+from lab.bodies import Body, liveness
 from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
 from lab.settings import LabSettings
 
@@ -446,3 +447,29 @@ def instance_image(tmp_path_factory: pytest.TempPathFactory) -> str:
             )
         pytest.skip("no Docker engine here (make test starts one)")
     return image.build(tmp_path_factory.mktemp("image"))
+
+
+@pytest.fixture(params=["process", "docker"])
+def up(
+    request: pytest.FixtureRequest, tmp_path: Path, unused_port: Callable[[], int]
+) -> Iterator[Up]:
+    if request.param == "docker":
+        request.getfixturevalue("instance_image")
+    env = clean_env() | {
+        "FLEETLAB_LAB_HOME": str(tmp_path / "lab"),
+        "FLEETLAB_EMULATOR_PORT": str(unused_port()),
+        "FLEETLAB_RECEIVER_PORT": str(unused_port()),
+        "FLEETLAB_LAB_VISIBILITY_TIMEOUT": "6",
+    }
+    found = Up(tmp_path / "lab", env, request.param)
+    started = found.lab("up", "--instances", "2", "--workers", "0", "--no-samples",
+                        "--backend", request.param, timeout=400)  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield found
+    finally:
+        down = found.lab("down", timeout=180)
+        assert down.returncode == 0, down.stderr
+        bodies = [Body.load(p) for p in (found.home / "instances").glob("i-*")]
+        assert all(b is None or liveness(b) == "dead" for b in bodies)
+        assert not list((found.home / "pids").glob("*.pid"))

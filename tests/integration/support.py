@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,3 +40,41 @@ def wait_until(
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(interval_s)
+
+
+LAB_CLI = str(Path(sys.executable).parent / "lab")
+
+
+@dataclass
+class Up:
+    """A lab brought up with instances, driven through its CLI."""
+
+    home: Path
+    env: dict[str, str]
+    backend: str
+
+    def lab(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [LAB_CLI, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def status(self) -> dict[str, Any]:
+        done = self.lab("status", "--json")
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    def live(self) -> list[dict[str, Any]]:
+        return [i for i in self.status()["instances"] if i["ec2_state"] == "running"]
+
+
+def submit(up: Up, request_id: str) -> str:
+    done = up.lab("submit", "--service", "analyze", "--input",
+                  "s3://fleetlab-local/examples/clip.fakevideo", "--param", "R=5",
+                  "--request-id", request_id)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()

@@ -3,76 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import clean_env, wait_until
-
-from lab.bodies import Body, liveness
+from support import Up, submit, wait_until
 
 pytestmark = pytest.mark.integration
 LAB = str(Path(sys.executable).parent / "lab")
-
-
-@dataclass
-class Up:
-    """A lab brought up with instances, driven through its CLI."""
-
-    home: Path
-    env: dict[str, str]
-    backend: str
-
-    def lab(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [LAB, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-
-    def status(self) -> dict[str, Any]:
-        done = self.lab("status", "--json")
-        assert done.returncode == 0, done.stderr
-        return dict(json.loads(done.stdout))
-
-    def live(self) -> list[dict[str, Any]]:
-        return [i for i in self.status()["instances"] if i["ec2_state"] == "running"]
-
-
-@pytest.fixture(params=["process", "docker"])
-def up(
-    request: pytest.FixtureRequest, tmp_path: Path, unused_port: Callable[[], int]
-) -> Iterator[Up]:
-    if request.param == "docker":
-        request.getfixturevalue("instance_image")
-    env = clean_env() | {
-        "FLEETLAB_LAB_HOME": str(tmp_path / "lab"),
-        "FLEETLAB_EMULATOR_PORT": str(unused_port()),
-        "FLEETLAB_RECEIVER_PORT": str(unused_port()),
-        "FLEETLAB_LAB_VISIBILITY_TIMEOUT": "6",
-    }
-    found = Up(tmp_path / "lab", env, request.param)
-    started = found.lab("up", "--instances", "2", "--workers", "0", "--no-samples",
-                        "--backend", request.param, timeout=400)  # fmt: skip
-    try:
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield found
-    finally:
-        down = found.lab("down", timeout=180)
-        assert down.returncode == 0, down.stderr
-        bodies = [Body.load(p) for p in (found.home / "instances").glob("i-*")]
-        assert all(b is None or liveness(b) == "dead" for b in bodies)
-        assert not list((found.home / "pids").glob("*.pid"))
-
-
-def submit(up: Up, request_id: str) -> str:
-    done = up.lab("submit", "--service", "analyze", "--input",
-                  "s3://fleetlab-local/examples/clip.fakevideo", "--param", "R=5",
-                  "--request-id", request_id)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def test_instances_boot_from_the_bundle_serve_and_survive_a_crash(up: Up) -> None:
