@@ -20,6 +20,7 @@ import sys
 import tarfile
 import tempfile
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,10 +146,30 @@ def publish(s3: S3Client, bucket: str, bundle: Bundle) -> str:
             ContentType="application/gzip",
             Metadata={"sha256": bundle.sha256},
         )
+    _move_pointer(s3, bucket, lambda old: pointer_document(bundle, key, old))
+    return key
+
+
+def revert(s3: S3Client, bucket: str) -> dict[str, Any]:
+    """Point ``current.json`` back at its "previous" bundle (a rollback); return the new pointer."""
+
+    def back(old: dict[str, Any] | None) -> dict[str, Any]:
+        if old is None or not old.get("previous"):
+            raise LabError("no previous bundle to roll back to")
+        now = {k: v for k, v in old.items() if k != "previous"}
+        return dict(old["previous"]) | {"previous": now}
+
+    return _move_pointer(s3, bucket, back)
+
+
+def _move_pointer(
+    s3: S3Client, bucket: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]
+) -> dict[str, Any]:
+    """Read the pointer, compute its next value, write it conditionally; retry on a race."""
     store = S3JsonStore(s3, bucket)
     for _ in range(_PUBLISH_ATTEMPTS):
         found = store.read(POINTER)
-        doc = pointer_document(bundle, key, found.doc if found else None)
+        doc = change(found.doc if found else None)
         try:
             if found is None:
                 store.create(POINTER, doc)
@@ -156,25 +177,8 @@ def publish(s3: S3Client, bucket: str, bundle: Bundle) -> str:
                 store.replace(POINTER, doc, found.etag)
         except PreconditionFailed:
             continue
-        return key
-    raise LabError(f"{POINTER} kept changing under this deploy; publish {bundle.version} again")
-
-
-def revert(s3: S3Client, bucket: str) -> dict[str, Any]:
-    """Point ``current.json`` back at its "previous" bundle (a rollback); return the new pointer."""
-    store = S3JsonStore(s3, bucket)
-    for _ in range(_PUBLISH_ATTEMPTS):
-        found = store.read(POINTER)
-        if found is None or not found.doc.get("previous"):
-            raise LabError("no previous bundle to roll back to")
-        now = {k: v for k, v in found.doc.items() if k != "previous"}
-        doc = dict(found.doc["previous"]) | {"previous": now}
-        try:
-            store.replace(POINTER, doc, found.etag)
-        except PreconditionFailed:
-            continue
         return doc
-    raise LabError(f"{POINTER} kept changing under this rollback")
+    raise LabError(f"{POINTER} kept changing under this deploy; try again")
 
 
 def current(s3: S3Client, bucket: str) -> dict[str, Any] | None:
