@@ -45,10 +45,28 @@ def exists(image: str = IMAGE) -> bool:
     return found.returncode == 0
 
 
-def build(work: Path, image: str = IMAGE, force: bool = False) -> str:
-    """Make ``image`` offline (debootstrap + docker import) unless it exists; return its name."""
+DOCKERFILE = Path(__file__).resolve().parents[1] / "compose" / "Dockerfile"
+
+
+def build(work: Path, image: str = IMAGE, force: bool = False, source: str = "auto") -> str:
+    """Make ``image`` unless it exists: from compose/Dockerfile where a registry answers
+    (``source`` auto or dockerfile), else offline (debootstrap); return how it was made."""
     if exists(image) and not force:
-        return image
+        return "already there"
+    if source in ("auto", "dockerfile") and DOCKERFILE.is_file():
+        built = subprocess.run(
+            ["docker", "build", "-t", image, "-f", str(DOCKERFILE), str(DOCKERFILE.parent)],
+            capture_output=True, check=False, timeout=900,
+        )  # fmt: skip
+        if built.returncode == 0:
+            return "docker build of compose/Dockerfile"
+        if source == "dockerfile":
+            raise LabError(f"docker build failed: {_tail(built.stderr)}")
+    _debootstrap(work, image)
+    return "debootstrap + docker import (no registry reachable)"
+
+
+def _debootstrap(work: Path, image: str) -> None:
     for tool in ("debootstrap", "docker"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} is not installed; run `make deps-docker`")
@@ -61,11 +79,13 @@ def build(work: Path, image: str = IMAGE, force: bool = False) -> str:
         _run(["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", image], "docker import",
              stdin=tar.stdout)  # fmt: skip
     shutil.rmtree(root, ignore_errors=True)
-    return image
 
 
 def _run(argv: list[str], what: str, stdin: object = None) -> None:
     done = subprocess.run(argv, stdin=stdin, capture_output=True, check=False)  # type: ignore[call-overload]
     if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise LabError(f"{what} failed: {' | '.join(tail)}")
+        raise LabError(f"{what} failed: {_tail(done.stderr)}")
+
+
+def _tail(stderr: bytes) -> str:
+    return " | ".join(stderr.decode(errors="replace").strip().splitlines()[-3:])

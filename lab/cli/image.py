@@ -8,6 +8,7 @@ import typer
 
 from lab import image
 from lab.cli.common import errors_to_exit, settings
+from lab.errors import LabError
 
 app = typer.Typer(no_args_is_help=True, help="The instance image for Docker bodies.")
 
@@ -15,8 +16,13 @@ app = typer.Typer(no_args_is_help=True, help="The instance image for Docker bodi
 @app.command()
 def build(
     force: Annotated[bool, typer.Option(help="Rebuild even if the image exists.")] = False,
+    source: Annotated[
+        str, typer.Option(help="auto (Dockerfile if a registry answers), dockerfile, debootstrap.")
+    ] = "auto",
 ) -> None:
-    """Build the image offline (debootstrap + docker import), unless Docker already has it."""
+    """Build the instance image unless Docker already has it."""
     with errors_to_exit():
-        made = image.build(settings().home / "image", force=force)
-    typer.echo(f"image {made} ready")
+        if source not in ("auto", "dockerfile", "debootstrap"):
+            raise LabError(f"--source must be auto, dockerfile or debootstrap, not {source!r}")
+        how = image.build(settings().home / "image", force=force, source=source)
+    typer.echo(f"image {image.IMAGE} ready: {how}")

@@ -446,7 +446,8 @@ def instance_image(tmp_path_factory: pytest.TempPathFactory) -> str:
                 "CI must run the docker backend: start an engine with scripts/dockerd start"
             )
         pytest.skip("no Docker engine here (make test starts one)")
-    return image.build(tmp_path_factory.mktemp("image"))
+    image.build(tmp_path_factory.mktemp("image"))
+    return image.IMAGE
 
 
 @pytest.fixture(params=["process", "docker"])
