@@ -61,6 +61,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         clients.counter.snapshot,
         config.status_interval_s,
         config.code_version,
+        draining=worker.stop.is_set,
     )
     return worker, status
 

@@ -40,7 +40,9 @@ class StatusReporter:
         interval_s: float,
         code_version: str = "dev",
         wall: Callable[[], float] = time.time,
+        draining: Callable[[], bool] = lambda: False,
     ) -> None:
+        self._draining = draining
         self._code_version = code_version
         self._etag: str | None = None
         self._others: dict[str, Any] = {}
@@ -72,7 +74,7 @@ class StatusReporter:
         return {
             "worker_id": self._worker_id,
             "pid": os.getpid(),
-            "state": "busy" if state == "idle" and running else state,
+            "state": self._state(state, running is not None),
             "current_request": running.message.message_id if running else None,
             "jobs_done": sum(self._stats.outcomes.values()),
             "outcomes": dict(self._stats.outcomes),
@@ -81,6 +83,13 @@ class StatusReporter:
             "code_version": self._code_version,
             "heartbeat_at": self._wall(),
         }
+
+    def _state(self, asked: str, running: bool) -> str:
+        if asked != "idle":
+            return asked
+        if self._draining():
+            return "draining"
+        return "busy" if running else "idle"
 
     def write(self, state: str) -> None:
         """Write the document now; a failure is logged and retried on the next beat."""

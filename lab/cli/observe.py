@@ -84,6 +84,7 @@ def fleet_instances(
             "backend": body.backend if body else None,
             "body": ("stopped" if body.stopped else liveness(body)) if body else "none",
             "pid": body.pid if body else None,
+            "container": body.container or None if body else None,
             "code_version": doc.get("code_version"),
             "heartbeat_age_s": doc.get("heartbeat_age_s"),
             "stale": bool(doc.get("stale")),

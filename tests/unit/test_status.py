@@ -46,3 +46,19 @@ def test_a_restarted_worker_adopts_its_old_document() -> None:
     again.write("busy")
     found = store.read("status/i-1.json")
     assert found is not None and found.doc["state"] == "busy"
+
+
+def test_a_draining_worker_says_so() -> None:
+    store = DictStore()
+    draining = [False]
+    status = StatusReporter(
+        store, "i-1", Inbox(), Stats(), dict, 5.0, "v7", lambda: 1.0, draining=lambda: draining[0]
+    )
+    status.write("idle")
+    draining[0] = True
+    status.write("idle")
+    found = store.read("status/i-1.json")
+    assert found is not None and found.doc["state"] == "draining"
+    status.write("stopped")
+    found = store.read("status/i-1.json")
+    assert found is not None and found.doc["state"] == "stopped"
