@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from worker.errors import InvalidRequest
-from worker.request import parse_request
+from worker.request import Credentials, parse_request
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-@dataclass(frozen=True)
-class Auth:
-    """Basic-auth credentials for the input or the callback."""
-
-    username: str
-    password: str = field(repr=False)
+# Basic-auth credentials for the input or the callback: the request's own type.
+Auth = Credentials
 
 
 @dataclass(frozen=True)

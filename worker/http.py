@@ -127,14 +127,8 @@ class _GuardedHTTP(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _GuardedHTTPS(HTTPSConnection):
-    guard: _Guard | None = None
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        guard = _ACTIVE.get()
-        if guard is not None:
-            guard.attach(self)
-        super().request(*args, **kwargs)
+class _GuardedHTTPS(_GuardedHTTP, HTTPSConnection):
+    """The same guard over TLS (the MRO puts HTTPSConnection's connect under it)."""
 
 
 class _HTTPPool(HTTPConnectionPool):
