@@ -204,7 +204,8 @@ class DockerBackend:
     def liveness(body: Body) -> Liveness:
         """Docker's view: running, paused, or anything else (exited, removed)."""
         status = _inspect(body.container, "{{.State.Status}}")
-        return {"running": "alive", "paused": "frozen"}.get(status, "dead")  # type: ignore[return-value]
+        states: dict[str, Liveness] = {"running": "alive", "paused": "frozen"}
+        return states.get(status, "dead")
 
     def signal(self, body: Body, sig: signal.Signals) -> bool:
         """Deliver a fault: SIGSTOP/SIGCONT pause and unpause the container, others are sent."""

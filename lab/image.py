@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import IO
 
 from lab.errors import LabError
 
@@ -81,8 +82,8 @@ def _debootstrap(work: Path, image: str) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(argv: list[str], what: str, stdin: object = None) -> None:
-    done = subprocess.run(argv, stdin=stdin, capture_output=True, check=False)  # type: ignore[call-overload]
+def _run(argv: list[str], what: str, stdin: IO[bytes] | None = None) -> None:
+    done = subprocess.run(argv, stdin=stdin, capture_output=True, check=False)
     if done.returncode != 0:
         raise LabError(f"{what} failed: {_tail(done.stderr)}")
 

@@ -18,7 +18,7 @@ from worker.heartbeat import Heartbeat
 from worker.inbox import Inbox
 from worker.outcome import Outcome
 from worker.pipeline import Pipeline
-from worker.queue import RequestQueue
+from worker.queue import Message, RequestQueue
 
 _log = logging.getLogger(__name__)
 _ERROR_PAUSE_S = 2.0
@@ -80,7 +80,7 @@ class Worker:
             self.shutdown()
         return self.stats
 
-    def receive(self) -> list:  # type: ignore[type-arg]
+    def receive(self) -> list[Message]:
         """One long poll; an AWS error pauses briefly rather than ending the worker."""
         self.idle.set()
         try:

@@ -96,7 +96,8 @@ class StatusReporter:
         key = f"status/{self._worker_id}.json"
         try:
             for _ in range(3):
-                doc = self._others | self.document(state)
+                mine = self.document(state)
+                doc = self._others | mine
                 try:
                     if self._etag is None:
                         self._etag = self._store.create(key, doc)
@@ -104,15 +105,14 @@ class StatusReporter:
                         self._etag = self._store.replace(key, doc, self._etag)
                     return
                 except PreconditionFailed:
-                    self._adopt(key)
+                    self._adopt(key, set(mine))
             _log.warning("status write kept losing to other writers")
         except StoreError as exc:
             _log.warning("status write failed: %s", exc)
 
-    def _adopt(self, key: str) -> None:
+    def _adopt(self, key: str, mine: set[str]) -> None:
         """Someone else wrote (or this id ran before): keep their fields, write over their etag."""
         found = self._store.read(key)
-        mine = set(self.document("idle"))
         self._etag = found.etag if found else None
         self._others = {k: v for k, v in (found.doc if found else {}).items() if k not in mine}
 
