@@ -1,0 +1,275 @@
+"""The scaler's policy on a virtual clock: each rule a user relies on, with no I/O at all."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from worker.capacity import Decision, Member, Memory, Observed, ScalerConfig, decide
+from worker.erlang import erlang_c, expected_queue, servers_for, wait_exceeds
+
+CONFIG = ScalerConfig(
+    min_instances=1,
+    max_instances=10,
+    slo_p95_s=900,
+    job_s=180,
+    boot_s=120,
+    stale_after_s=60,
+    scale_in_after_s=600,
+)
+
+
+def up(n: int, now: float, state: str = "idle", prefix: str = "i-") -> tuple[Member, ...]:
+    return tuple(
+        Member(f"{prefix}{k}", launched_at=now - 3600, state=state, heartbeat_at=now)  # type: ignore[arg-type]
+        for k in range(n)
+    )
+
+
+def at(members: tuple[Member, ...], now: float) -> tuple[Member, ...]:
+    """The same members, heard from at ``now``."""
+    return tuple(replace(m, heartbeat_at=now) for m in members)
+
+
+def observed(
+    members: tuple[Member, ...], visible: int = 0, in_flight: int = 0, **kw: object
+) -> Observed:
+    return Observed(visible=visible, in_flight=in_flight, delayed=0, members=members, **kw)  # type: ignore[arg-type]
+
+
+def run(ticks: list[tuple[float, Observed]], config: ScalerConfig = CONFIG) -> list[Decision]:
+    memory, out = Memory(), []
+    for now, seen in ticks:
+        decision = decide(seen, config, memory, now)
+        memory = decision.memory
+        out.append(decision)
+    return out
+
+
+# --- Erlang C, the arithmetic under the policy and the planner's bound
+
+
+def test_erlang_c_matches_the_textbook_sum() -> None:
+    # C(2, 1) = (a^c/c! * c/(c-a)) / (sum_{k<c} a^k/k! + a^c/c! * c/(c-a)) = 1/3
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)  # M/M/1: P(wait) = rho
+    assert erlang_c(3, 3.0) == 1.0 and erlang_c(3, 0) == 0.0
+
+
+def test_erlang_c_stays_finite_for_thousands_of_servers() -> None:
+    assert 0 < erlang_c(5000, 4900.0) < 1
+
+
+def test_article_case_needs_22_machines_for_a_15_minute_p95() -> None:
+    rate = 10_000 / 86_400
+    assert servers_for(rate, 180, 720) == 22
+    assert wait_exceeds(21, rate, 180, 720) > 0.05 >= wait_exceeds(22, rate, 180, 720)
+    assert servers_for(0, 180, 720) == 0
+    assert expected_queue(22, rate, 180) > 0 and expected_queue(20, rate, 180) == float("inf")
+
+
+# --- the policy
+
+
+def test_idle_fleet_at_min_does_nothing() -> None:
+    [decision] = run([(0, observed(up(1, 0)))])
+    assert not decision.acts and decision.desired == 1
+
+
+def test_never_below_min_launches_up_to_it() -> None:
+    [decision] = run([(0, observed(()))])
+    assert decision.launch == 1
+    assert "launch 1" in decision.reason
+
+
+def test_never_above_max_however_long_the_queue() -> None:
+    [decision] = run([(0, observed(up(2, 0, "busy"), visible=10_000, in_flight=2))])
+    assert decision.launch == 8 and decision.desired == 10
+    config = replace(CONFIG, max_instances=3)
+    [decision] = run([(0, observed(up(2, 0, "busy"), visible=10_000, in_flight=2))], config)
+    assert decision.launch == 1
+
+
+def test_max_counts_draining_instances_still_alive() -> None:
+    draining = tuple(replace(m, drain_requested=True, state="busy") for m in up(3, 0, prefix="d-"))
+    config = replace(CONFIG, max_instances=5)
+    [decision] = run(
+        [(0, observed(up(2, 0, "busy") + draining, visible=10_000, in_flight=5))], config
+    )
+    assert decision.launch == 0  # 2 serving + 3 draining are 5 live instances already
+
+
+def test_backlog_launches_for_the_arrival_rate_and_the_slo() -> None:
+    # 10,000 three-minute jobs a day arrive (21 busy, queue growing): about 22 are needed.
+    members = up(21, 0, "busy")
+    ticks = [
+        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 1200, 30)
+    ]
+    config = replace(CONFIG, max_instances=100)
+    decisions = run(ticks, config)
+    assert 22 <= decisions[-1].desired <= 26
+
+
+def test_booting_instances_count_as_coming_capacity() -> None:
+    members = up(1, 0, "busy")
+    first = decide(observed(members, visible=30, in_flight=1), CONFIG, Memory(), 0)
+    assert first.launch > 0
+    booting = tuple(Member(f"b-{k}", launched_at=0) for k in range(first.launch))
+    second = decide(observed(members + booting, visible=30, in_flight=1), CONFIG, first.memory, 30)
+    assert second.launch == 0  # no double launch while they boot
+
+
+def test_instance_silent_past_boot_timeout_is_replaced() -> None:
+    never = Member("i-never", launched_at=0)
+    [decision] = run([(CONFIG.boot_timeout_s + 1, observed((*up(1, 601), never)))])
+    assert decision.replace == ("i-never",)
+
+
+def test_stale_heartbeat_is_replaced_and_replaced_by_a_launch() -> None:
+    config = replace(CONFIG, min_instances=2)
+    zombie = Member("i-zombie", launched_at=0, state="busy", heartbeat_at=100)
+    now = 100 + config.stale_after_s + 1
+    [decision] = run([(now, observed((*up(1, now), zombie), in_flight=1))], config)
+    assert decision.replace == ("i-zombie",)
+    assert decision.launch == 1  # back to min
+    assert "unhealthy" in decision.reason
+
+
+def test_fresh_heartbeat_is_not_replaced() -> None:
+    busy = Member("i-slow", launched_at=0, state="busy", heartbeat_at=100)
+    [decision] = run([(100 + CONFIG.stale_after_s - 1, observed((busy,), in_flight=1))])
+    assert decision.replace == ()
+
+
+def test_scale_in_waits_for_the_window_then_drains_idle_first() -> None:
+    members = (*up(3, 0, "idle"), Member("i-busy", 0, "busy", heartbeat_at=0))
+    config = replace(CONFIG, min_instances=1, scale_in_after_s=600)
+    busy_fleet = tuple(replace(m, state="busy") for m in members)
+    ticks = [(0, observed(busy_fleet, visible=200, in_flight=4))]  # high need at t=0
+    ticks += [(t, observed(at(members, t), in_flight=1))
+              for t in range(30, 700, 30)]  # fmt: skip
+    decisions = run(ticks, config)
+    before = [d for (t, _), d in zip(ticks, decisions, strict=True) if 0 < t < 600]
+    assert all(not d.drain for d in before)  # the need stayed high inside the window
+    after = next(d for d in decisions if d.drain)
+    assert "i-busy" not in after.drain  # idle ones go first
+    assert len(after.drain) in (2, 3)  # towards the need (1 busy job, min 1)
+
+
+def simulate(config: ScalerConfig, visible: Callable[[float], int], until: float) -> list[Decision]:
+    """A toy fleet the decisions act on: launches boot for boot_s, drains stop at the next tick."""
+    members: dict[str, Member] = {m.id: m for m in up(config.min_instances, 0)}
+    memory, out, serial = Memory(), [], 0
+    for t in range(0, int(until), 30):
+        for key, m in members.items():
+            if m.drain_requested:
+                members[key] = replace(m, state="stopped", heartbeat_at=t)
+            elif m.state == "booting" and t - m.launched_at >= config.boot_s:
+                members[key] = replace(m, state="idle", heartbeat_at=t)
+            elif m.state != "booting":
+                members[key] = replace(m, heartbeat_at=t)
+        decision = decide(observed(tuple(members.values()), visible(t)), config, memory, t)
+        memory = decision.memory
+        for key in decision.terminate + decision.replace:
+            del members[key]
+        for key in decision.drain:
+            members[key] = replace(members[key], drain_requested=True)
+        for _ in range(decision.launch):
+            serial += 1
+            members[f"n-{serial}"] = Member(f"n-{serial}", launched_at=t)
+        out.append(decision)
+    return out
+
+
+def test_hysteresis_no_flapping_under_an_alternating_queue() -> None:
+    config = replace(CONFIG, min_instances=2, max_instances=20)
+    decisions = simulate(config, lambda t: 60 if (t // 30) % 2 else 0, until=3 * 3600)
+    directions = [("out" if d.launch else "in") for d in decisions if d.launch or d.drain]
+    flips = sum(a != b for a, b in itertools.pairwise(directions))
+    assert flips <= 1  # grows once to what the recurring backlog needs, then holds
+    assert sum(d.launch for d in decisions) <= 20
+
+
+def test_fleet_grows_for_a_burst_and_drains_back_to_min() -> None:
+    config = replace(CONFIG, min_instances=1, max_instances=8)
+    decisions = simulate(config, lambda t: 200 if 600 <= t < 1200 else 0, until=4 * 3600)
+    assert max(d.desired for d in decisions) == 8
+    assert decisions[-1].desired == 1
+    assert sum(d.launch for d in decisions) == 7 and sum(len(d.drain) for d in decisions) == 7
+
+
+def test_scale_in_never_terminates_a_running_job() -> None:
+    # Drained instances are only ever *terminated* once their worker reports "stopped".
+    draining = Member("i-d", 0, "busy", heartbeat_at=1000, drain_requested=True)
+    stopped = Member("i-s", 0, "stopped", heartbeat_at=1000, drain_requested=True)
+    [decision] = run([(1000, observed((*up(1, 1000), draining, stopped), in_flight=1))])
+    assert decision.terminate == ("i-s",)
+    assert "i-d" not in decision.terminate + decision.replace
+
+
+def test_the_scalers_own_instance_is_drained_last() -> None:
+    members = up(3, 0, "idle")
+    config = replace(CONFIG, min_instances=2, scale_in_after_s=0)
+    [decision] = run([(0, observed(members, self_id="i-0"))], config)
+    assert decision.drain == ("i-1",)
+
+
+def test_stopped_without_a_drain_request_is_coming_back_not_replaced() -> None:
+    # A re-deploy restarts the worker: its "stopped" is not a reason to launch another.
+    restarting = Member("i-r", 0, "stopped", heartbeat_at=1000)
+    config = replace(CONFIG, min_instances=2)
+    [decision] = run([(1001, observed((*up(1, 1001), restarting)))], config)
+    assert decision.launch == 0 and not decision.replace
+
+
+def test_hourly_billing_drains_only_near_the_end_of_a_paid_hour() -> None:
+    config = replace(
+        CONFIG, min_instances=0, billing_s=3600, billing_margin_s=300, scale_in_after_s=0
+    )
+    fresh = Member(
+        "i-fresh", launched_at=1000, state="idle", heartbeat_at=2000
+    )  # 1000 s into its hour
+    old = Member("i-old", launched_at=2000 - 3500, state="idle", heartbeat_at=2000)  # 100 s left
+    [decision] = run([(2000, observed((fresh, old)))], config)
+    assert decision.drain == ("i-old",)
+
+
+def test_per_second_billing_drains_at_once() -> None:
+    config = replace(CONFIG, min_instances=0, scale_in_after_s=0)
+    [decision] = run([(10, observed(up(2, 10)))], config)
+    assert len(decision.drain) == 2
+
+
+def test_job_time_comes_from_the_workers_timings() -> None:
+    members = up(1, 0, "busy")
+    slow = decide(
+        observed(members, visible=20, in_flight=1, job_seconds=(600.0,) * 5), CONFIG, Memory(), 0
+    )
+    fast = decide(
+        observed(members, visible=20, in_flight=1, job_seconds=(6.0,) * 5), CONFIG, Memory(), 0
+    )
+    assert slow.desired > fast.desired
+
+
+def test_rate_estimate_follows_completions_and_queue_growth() -> None:
+    members = up(5, 0, "busy")
+    memory = Memory()
+    for t in range(0, 3000, 30):
+        decision = decide(observed(at(members, t), in_flight=5), CONFIG, memory, t)
+        memory = decision.memory
+    assert memory.rate == pytest.approx(5 / 180, rel=0.01)  # Little's law on the servers
+
+
+def test_config_problems_are_named() -> None:
+    bad = ScalerConfig(min_instances=5, max_instances=2, slo_p95_s=0, quantile=1.5)
+    problems = " ".join(bad.problems())
+    assert "min (5) <= max (2)" in problems and "slo_p95_s" in problems and "quantile" in problems
+    assert CONFIG.problems() == []
+
+
+def test_policy_is_pure_same_inputs_same_decision() -> None:
+    seen = observed(up(2, 0, "busy"), visible=50, in_flight=2)
+    assert decide(seen, CONFIG, Memory(), 5) == decide(seen, CONFIG, Memory(), 5)
