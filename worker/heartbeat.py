@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.inbox import Inbox
-from worker.queue import RequestQueue
+from worker.queue import Message, RequestQueue
 
 _log = logging.getLogger(__name__)
 _TICK_S = 0.25
@@ -29,6 +29,12 @@ class Beat:
     interval_s: float
     visibility_s: int
     hold_s: float
+    max_receive_count: int = 0  # the redrive policy's; 0: none
+
+    def keep(self, message: Message) -> bool:
+        """Never hand back a message on its last receive: SQS would dead-letter it, unanswered,
+        the next time anyone received it. It is this worker's to answer."""
+        return 0 < self.max_receive_count <= message.receive_count
 
 
 class Heartbeat:
@@ -97,7 +103,7 @@ class Heartbeat:
             self._queue.delete(settled)
             for message in settled:
                 self._on_event("deleted", message.message_id)
-        waiting = self._inbox.take_waiting()
+        waiting = self._inbox.take_waiting(keep=self._beat.keep)
         if waiting:
             self._queue.set_visibility(waiting, 0)
             for message in waiting:

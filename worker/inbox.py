@@ -71,11 +71,11 @@ class Inbox:
             settled, self._settled = self._settled, []
             return settled
 
-    def take_waiting(self) -> list[Message]:
-        """Unstarted messages to hand back (and forget)."""
+    def take_waiting(self, keep: Callable[[Message], bool] = lambda _: False) -> list[Message]:
+        """Unstarted messages to hand back (and forget), except those ``keep`` says to hold."""
         with self._lock:
-            waiting = list(self._waiting)
-            self._waiting.clear()
+            waiting = [m for m in self._waiting if not keep(m)]
+            self._waiting = deque(m for m in self._waiting if keep(m))
             return waiting
 
     def held(self) -> list[Message]:

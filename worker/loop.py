@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,6 +22,7 @@ from worker.queue import Message, RequestQueue
 
 _log = logging.getLogger(__name__)
 _ERROR_PAUSE_S = 2.0
+_TIMED = 20  # job durations kept for the status document (the scaler's mean job time)
 
 
 class Interrupted(BaseException):
@@ -34,11 +35,14 @@ class Stats:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     last: Outcome | None = None
+    durations: deque[float] = field(default_factory=lambda: deque(maxlen=_TIMED))
 
     def record(self, outcome: Outcome) -> None:
-        """Count one outcome."""
+        """Count one outcome; time the ones that ran a job to its answer."""
         self.outcomes[outcome.kind] += 1
         self.last = outcome
+        if outcome.kind in ("delivered", "error-delivered") and outcome.seconds > 0:
+            self.durations.append(round(outcome.seconds, 3))
 
 
 class Worker:
@@ -73,6 +77,7 @@ class Worker:
                 batch = self.receive()
                 self.inbox.add(batch)
                 self.work_through()
+            self.finish_last_receives()
         except Interrupted:
             pass
         finally:
@@ -87,7 +92,7 @@ class Worker:
             if self.stop.is_set():
                 return []
             batch = self.queue.receive(
-                self.config.batch_size, self.config.wait_time_s, self.config.visibility_timeout_s
+                self.batch_size(), self.config.wait_time_s, self.config.visibility_timeout_s
             )
         except (BotoCoreError, ClientError) as exc:
             self.log.event("error", status="RECEIVE_FAILED", detail=str(exc))
@@ -98,26 +103,52 @@ class Worker:
         self.heartbeat.reset()
         return batch
 
+    def batch_size(self) -> int:
+        """How many messages to receive: as many as start within ``hold_s``, by recent job times.
+
+        Messages not started within ``hold_s`` are handed back, and every hand-back spends one of
+        the message's receives under the redrive policy: receiving ten jobs of a minute each
+        would burn receives of nine for nothing. Short jobs still come ten to a round trip."""
+        timed = self.stats.durations
+        if not timed:
+            return self.config.batch_size
+        mean = sum(timed) / len(timed)
+        return max(1, min(self.config.batch_size, int(self.config.hold_s / max(mean, 1e-3))))
+
+    def last_receive(self, message: Message) -> bool:
+        """True if handing ``message`` back would let SQS dead-letter it unanswered."""
+        return message.receive_count >= self.config.max_receive_count
+
     def work_through(self) -> None:
         """Process held messages in order; on stop, leave the rest for ``shutdown``."""
         while not self.stop.is_set():
             message = self.inbox.take()
             if message is None:
                 return
-            try:
-                outcome = self.pipeline.process(message)
-            except Exception as exc:  # one bad message must not end the worker
-                # Not deleted, so it comes back; after maxReceiveCount it is dead-lettered.
-                self.inbox.stop()
-                self.log.event(
-                    "error",
-                    message_id=message.message_id,
-                    status="INTERNAL_ERROR",
-                    detail=f"{type(exc).__name__}: {exc}",
-                )
-                _log.exception("unexpected error on message %s", message.message_id)
-                outcome = Outcome("retried", message.message_id, 0.0, code="INTERNAL_ERROR")
-            self.stats.record(outcome)
+            self.process(message)
+
+    def finish_last_receives(self) -> None:
+        """Draining: answer the held messages on their last receive (handed back, SQS would
+        dead-letter them unanswered); ``shutdown`` hands back the rest."""
+        for message in self.inbox.take_waiting(keep=lambda m: not self.last_receive(m)):
+            self.process(message)
+
+    def process(self, message: Message) -> None:
+        """Run one message through the pipeline and record its outcome."""
+        try:
+            outcome = self.pipeline.process(message)
+        except Exception as exc:  # one bad message must not end the worker
+            # Not deleted, so it comes back; after maxReceiveCount it is dead-lettered.
+            self.inbox.stop()
+            self.log.event(
+                "error",
+                message_id=message.message_id,
+                status="INTERNAL_ERROR",
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+            _log.exception("unexpected error on message %s", message.message_id)
+            outcome = Outcome("retried", message.message_id, 0.0, code="INTERNAL_ERROR")
+        self.stats.record(outcome)
 
     def settle(self) -> None:
         """Delete every answered message (one batch call per ten)."""
