@@ -57,7 +57,7 @@ export FLEETLAB_CODE_VERSION
 mkdir -p "$FLEETLAB_WORK_DIR"
 # The work folder, not the release, is the cwd: `python -m` puts the cwd first on sys.path.
 cd "$FLEETLAB_WORK_DIR"
-exec "$release/venv/bin/python" -m worker.supervisor --child worker \\
+exec "$release/venv/bin/python" -m worker.supervisor --child worker --child scaler \\
   --grace "${FLEETLAB_STOP_GRACE:-60}"
 """
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import bundle, emulator, image, instances, procs, samples, userdata
+from lab import bundle, emulator, image, instances, procs, samples, scaler, userdata
 from lab.bodies import Body, backend_for, liveness
 from lab.bundle import Bundle
 from lab.errors import LabError, NotRunning, StartFailed
 from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
 from lab.settings import LabSettings
+from worker.store import S3JsonStore
 
 RECEIVER = "receiver"
 HYPERVISOR = "hypervisor"
@@ -33,10 +34,16 @@ def base_env() -> dict[str, str]:
 
 
 def up(
-    settings: LabSettings, workers: int = 0, instances_n: int = 0, backend: str = "process"
+    settings: LabSettings,
+    workers: int = 0,
+    instances_n: int = 0,
+    backend: str = "process",
+    bounds: tuple[int, int] | None = None,
 ) -> LabEnv:
     """Start the emulator, resources and receiver; then ``instances_n`` EC2 instances (code
-    from a freshly deployed bundle, bodies from the hypervisor) and ``workers`` plain workers."""
+    from a freshly deployed bundle, bodies from the hypervisor, each running a scaler that
+    keeps the fleet within ``bounds``: min, max, by default both ``instances_n``) and
+    ``workers`` plain workers."""
     env = base_env()
     emulator.start(settings, env)
     lab_env = ensure(settings, AwsClients(settings.region, settings.endpoint_url))
@@ -49,6 +56,9 @@ def up(
         if backend == "docker":
             image.build(settings.home / "image")
         deploy(settings, lab_env, clients)
+        low, high = bounds or (instances_n, instances_n)
+        store = S3JsonStore(clients.s3, lab_env.bucket)
+        scaler.write_config(store, {"min_instances": low, "max_instances": high})
         start_hypervisor(settings, env, backend)
         instances.launch(clients.ec2, lab_env.env, instances_n)
     for index in range(1, workers + 1):
@@ -56,10 +66,12 @@ def up(
     return lab_env
 
 
-def instance_config(lab_env: LabEnv) -> dict[str, str]:
-    """What an instance's user-data carries: the worker's settings, never credentials."""
-    config = lab_env.worker_env() | {"FLEETLAB_SPEED": LAB_SPEED}
-    return {k: v for k, v in config.items() if k not in LAB_CREDENTIALS}
+def instance_config(settings: LabSettings, lab_env: LabEnv) -> dict[str, str]:
+    """What an instance's user-data carries: the worker's and the scaler's settings, never
+    credentials (nor an id: each instance learns its own at boot)."""
+    config = scaler.loop_env(settings, lab_env, "") | {"FLEETLAB_SPEED": LAB_SPEED}
+    drop = {*LAB_CREDENTIALS, "FLEETLAB_WORKER_ID", "FLEETLAB_WORK_DIR"}
+    return {k: v for k, v in config.items() if k not in drop}
 
 
 def deploy(
@@ -68,7 +80,9 @@ def deploy(
     """Build and publish a code bundle; point the fleet's launch template at the boot script."""
     made = bundle.build(project_root(), settings.home / "bundles", start_fails=broken)
     bundle.publish(clients.s3, lab_env.bucket, made)
-    instances.ensure_template(clients.ec2, lab_env.env, userdata.render(instance_config(lab_env)))
+    instances.ensure_template(
+        clients.ec2, lab_env.env, userdata.render(instance_config(settings, lab_env))
+    )
     return made
 
 

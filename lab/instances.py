@@ -6,35 +6,40 @@ The same calls reach moto, LocalStack or AWS; the lab's hypervisor gives the ins
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from lab.errors import LabError
+from worker.ec2 import (
+    FLEET_TAG,
+    GONE_STATES,
+    LIVE_STATES,
+    Instance,
+    fleet,
+    launch,
+    template_name,
+    terminate,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
-FLEET_TAG = "fleetlab:fleet"
-LIVE_STATES = ("pending", "running")
-GONE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
+__all__ = [
+    "FLEET_TAG",
+    "GONE_STATES",
+    "LIVE_STATES",
+    "Instance",
+    "ensure_template",
+    "fleet",
+    "launch",
+    "scale",
+    "template_name",
+    "terminate",
+    "user_data",
+]
+
 LAB_IMAGE_ID = "ami-0f1ee7ab"  # what the lab's instances "boot": the emulator only records it
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One fleet instance as EC2 reports it."""
-
-    id: str
-    state: str
-    launched: str
-    image_id: str
-
-
-def template_name(fleet: str) -> str:
-    """The launch template of a fleet."""
-    return f"fleetlab-{fleet}"
 
 
 def ensure_template(ec2: EC2Client, fleet: str, user_data: str, instance_type: str = "c5.large",
@@ -59,41 +64,6 @@ def ensure_template(ec2: EC2Client, fleet: str, user_data: str, instance_type: s
     number = str(version["LaunchTemplateVersion"]["VersionNumber"])
     ec2.modify_launch_template(LaunchTemplateName=name, DefaultVersion=number)
     return version["LaunchTemplateVersion"]["LaunchTemplateId"]
-
-
-def fleet(ec2: EC2Client, name: str, states: tuple[str, ...] = LIVE_STATES) -> list[Instance]:
-    """The fleet's instances in ``states``, oldest first."""
-    pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[
-            {"Name": f"tag:{FLEET_TAG}", "Values": [name]},
-            {"Name": "instance-state-name", "Values": list(states)},
-        ]
-    )
-    found = [
-        Instance(i["InstanceId"], i["State"]["Name"], str(i["LaunchTime"]), i.get("ImageId", ""))
-        for page in pages
-        for reservation in page.get("Reservations", [])
-        for i in reservation.get("Instances", [])
-    ]
-    return sorted(found, key=lambda i: (i.launched, i.id))
-
-
-def launch(ec2: EC2Client, name: str, count: int) -> list[str]:
-    """Start ``count`` instances from the fleet's launch template."""
-    if count <= 0:
-        return []
-    reply = ec2.run_instances(
-        LaunchTemplate={"LaunchTemplateName": template_name(name), "Version": "$Default"},
-        MinCount=count,
-        MaxCount=count,
-    )
-    return [i["InstanceId"] for i in reply["Instances"]]
-
-
-def terminate(ec2: EC2Client, ids: list[str]) -> None:
-    """Terminate instances through EC2 (the hypervisor then stops their bodies)."""
-    if ids:
-        ec2.terminate_instances(InstanceIds=ids)
 
 
 def scale(ec2: EC2Client, name: str, wanted: int) -> tuple[list[str], list[str]]:

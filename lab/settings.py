@@ -23,6 +23,8 @@ class LabSettings:
     log_group: str = "/fleetlab/local"
     visibility_timeout_s: int = 30
     max_receive_count: int = 5
+    scaler_interval_s: float = 2.0  # the lab's scalers tick fast: its jobs take seconds
+    scaler_lease_s: float = 10.0
 
     @property
     def endpoint_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -11,6 +12,7 @@ from botocore.config import Config
 from worker.config import AwsTarget
 
 if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
@@ -41,11 +43,11 @@ class CallCounter:
 
 
 class Clients:
-    """The SQS, S3 and CloudWatch Logs clients of one process, sharing a call counter."""
+    """The SQS, S3, CloudWatch Logs (and, for the scaler, EC2) clients of one process."""
 
     def __init__(self, target: AwsTarget, read_timeout_s: float = 30.0) -> None:
-        session = boto3.session.Session(region_name=target.region)
-        config = Config(
+        self._session = session = boto3.session.Session(region_name=target.region)
+        self._config = config = Config(
             retries={"mode": "standard", "max_attempts": 4},
             connect_timeout=5,
             read_timeout=read_timeout_s,
@@ -53,7 +55,7 @@ class Clients:
         )
         self.counter = CallCounter()
 
-        endpoint = target.endpoint_url
+        self._endpoint = endpoint = target.endpoint_url
         self.sqs: SQSClient = session.client("sqs", endpoint_url=endpoint, config=config)
         self.s3: S3Client = session.client("s3", endpoint_url=endpoint, config=config)
         self.logs: CloudWatchLogsClient = session.client(
@@ -61,3 +63,12 @@ class Clients:
         )
         for client in (self.sqs, self.s3, self.logs):
             client.meta.events.register("before-call", self.counter)
+
+    @cached_property
+    def ec2(self) -> EC2Client:
+        """EC2, made on first use: only the scaler needs it, and its model is large to load."""
+        client: EC2Client = self._session.client(
+            "ec2", endpoint_url=self._endpoint, config=self._config
+        )
+        client.meta.events.register("before-call", self.counter)
+        return client

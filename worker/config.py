@@ -176,3 +176,44 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         status_interval_s=_number(env, "FLEETLAB_STATUS_INTERVAL", 5.0),
         code_version=env.get("FLEETLAB_CODE_VERSION") or "dev",
     )
+
+
+@dataclass(frozen=True)
+class ScalerSettings:
+    """How the scaler loop runs (the policy's own settings are in ``scaler/config.json``)."""
+
+    aws: AwsTarget
+    request_queue_url: str
+    bucket: str
+    log_group: str
+    fleet: str  # the fleet's name: its launch template and the tag on its instances
+    owner: str  # who competes for the lease: the instance id, or "lab-scaler"
+    work_dir: Path
+    interval_s: float = 30.0
+    lease_s: float = 90.0
+    log_flush_s: float = 1.0
+
+
+def load_scaler_settings(env: Mapping[str, str] | None = None) -> ScalerSettings:
+    """Build the scaler loop's settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    aws = aws_target_from_env(env)
+    interval = _number(env, "FLEETLAB_SCALER_INTERVAL", 30.0)
+    lease = _number(env, "FLEETLAB_SCALER_LEASE", 3 * interval)
+    if interval <= 0 or lease < 2 * interval:
+        raise ConfigError(
+            "FLEETLAB_SCALER_LEASE must be at least twice FLEETLAB_SCALER_INTERVAL (> 0), "
+            "or the leader's lease lapses between its own ticks"
+        )
+    return ScalerSettings(
+        aws=aws,
+        request_queue_url=_get(env, "FLEETLAB_REQUEST_QUEUE_URL"),
+        bucket=_get(env, "FLEETLAB_BUCKET"),
+        log_group=_get(env, "FLEETLAB_LOG_GROUP"),
+        fleet=env.get("FLEETLAB_FLEET") or aws.env,
+        owner=env.get("FLEETLAB_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
+        work_dir=Path(env.get("FLEETLAB_WORK_DIR") or Path.cwd() / "work"),
+        interval_s=interval,
+        lease_s=lease,
+        log_flush_s=_number(env, "FLEETLAB_LOG_FLUSH", 1.0),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from types import FrameType
@@ -46,7 +47,12 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         log=log,
         inbox=inbox,
     )
-    beat = Beat(config.heartbeat_interval_s, config.visibility_timeout_s, config.hold_s)
+    beat = Beat(
+        config.heartbeat_interval_s,
+        config.visibility_timeout_s,
+        config.hold_s,
+        config.max_receive_count,
+    )
 
     def on_event(event: str, message_id: str) -> None:
         log.event(event, message_id=message_id)
@@ -62,6 +68,8 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         config.status_interval_s,
         config.code_version,
         draining=worker.stop.is_set,
+        # Told to drain by the scaler: the same path as a SIGTERM from the instance's shutdown.
+        on_drain=lambda: os.kill(os.getpid(), signal.SIGTERM),
     )
     return worker, status
 

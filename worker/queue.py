@@ -93,5 +93,31 @@ class RequestQueue:
         return reply["MessageId"]
 
 
+@dataclass(frozen=True)
+class Depth:
+    """How many messages a queue holds, by SQS's approximate counts."""
+
+    visible: int
+    in_flight: int
+    delayed: int
+
+
+def depth(sqs: SQSClient, url: str) -> Depth:
+    """Visible, in-flight (received, not deleted) and delayed messages of the queue at ``url``."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return Depth(
+        visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
+        in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+    )
+
+
 def _chunks(messages: Sequence[Message]) -> list[Sequence[Message]]:
     return [messages[i : i + _BATCH] for i in range(0, len(messages), _BATCH)]

@@ -3,9 +3,10 @@
 Written every ``interval_s``, and soon after the state changes (a job starts or ends), but at
 most once per ``_MIN_GAP_S`` so a busy worker does not pay a write per job.
 
-State, current request, jobs done, code version and heartbeat time: what ``lab status`` and
-the scaler read. Writes are conditional (create, then ``IfMatch`` on the last etag): a field
-another writer put in the document (a drain request, say) is kept, never overwritten blind.
+State, current request, jobs done, recent job durations, code version and heartbeat time: what
+``lab status`` and the scaler read. Writes are conditional (create, then ``IfMatch`` on the last
+etag): a field another writer put in the document is kept, never overwritten blind. The scaler's
+``drain_requested`` is such a field; the losing write that brings it in calls ``on_drain``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ class StatusReporter:
         code_version: str = "dev",
         wall: Callable[[], float] = time.time,
         draining: Callable[[], bool] = lambda: False,
+        on_drain: Callable[[], None] = lambda: None,
     ) -> None:
         self._draining = draining
+        self._on_drain = on_drain
+        self._drain_seen = False
         self._code_version = code_version
         self._etag: str | None = None
         self._others: dict[str, Any] = {}
@@ -80,6 +84,7 @@ class StatusReporter:
             "outcomes": dict(self._stats.outcomes),
             "api_calls": sum(calls.values()),
             "api_calls_by_operation": calls,
+            "job_seconds": list(self._stats.durations),
             "code_version": self._code_version,
             "heartbeat_at": self._wall(),
         }
@@ -115,6 +120,9 @@ class StatusReporter:
         found = self._store.read(key)
         self._etag = found.etag if found else None
         self._others = {k: v for k, v in (found.doc if found else {}).items() if k not in mine}
+        if self._others.get("drain_requested") and not self._drain_seen:
+            self._drain_seen = True
+            self._on_drain()
 
     @property
     def extra(self) -> dict[str, Any]:

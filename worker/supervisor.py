@@ -23,9 +23,10 @@ from types import FrameType
 from worker.backoff import backoff_delay
 from worker.config import Retry
 
-# The children an instance may run, by name. The scaler joins this table when it exists.
+# The children an instance may run, by name.
 CHILDREN: dict[str, tuple[str, ...]] = {
     "worker": (sys.executable, "-m", "worker"),
+    "scaler": (sys.executable, "-m", "worker.scaler"),
 }
 _TICK_S = 0.05  # how often exits are noticed; a child's restart is never due sooner than this
 _NOT_STARTED = 127  # what a child that cannot even be started counts as (the shell's code)

@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 import schemas
-from lab import fleet, instances
+from lab import fleet, instances, scaler
 from lab.cli.common import errors_to_exit, settings
 from lab.errors import LabError
 from lab.resources import AwsClients, LabEnv
 from lab.results import Result, from_queue, from_receiver
 from lab.rollout import Rollout
 from lab.submit import send
+from worker.store import S3JsonStore
 
 
 def up(
@@ -31,13 +32,21 @@ def up(
         bool, typer.Option(help="Submit schemas/examples and print responses.")
     ] = True,
     wait: Annotated[float, typer.Option(help="Seconds to wait for sample responses.")] = 60.0,
+    min_instances: Annotated[
+        int | None, typer.Option("--min", min=0, help="Scaler's minimum (default: --instances).")
+    ] = None,
+    max_instances: Annotated[
+        int | None, typer.Option("--max", min=0, help="Scaler's maximum (default: --instances).")
+    ] = None,
 ) -> None:
     """Start the emulator, create queues/bucket/log group, start receiver and workers."""
     with errors_to_exit():
         config = settings()
         if backend not in ("process", "docker"):
             raise LabError(f"--backend must be process or docker, not {backend!r}")
-        lab_env = fleet.up(config, workers, instances_n, backend)
+        low = instances_n if min_instances is None else min_instances
+        high = max(low, instances_n) if max_instances is None else max_instances
+        lab_env = fleet.up(config, workers, instances_n, backend, (low, high))
         typer.echo(
             f"lab up: emulator {lab_env.endpoint_url}, {instances_n} instance(s), "
             f"{workers} worker(s), receiver {lab_env.receiver_url}"
@@ -82,10 +91,15 @@ def down() -> None:
 
 
 def scale(count: Annotated[int, typer.Argument(min=0, max=64, help="Instances wanted.")]) -> None:
-    """Launch or terminate instances through EC2 until the fleet has COUNT."""
+    """Launch or terminate instances through EC2 until the fleet has COUNT, at once (scale-in
+    here does not drain); the scaler is pinned to COUNT (min = max) so it keeps it there."""
     with errors_to_exit():
         lab_env = LabEnv.load(settings().home)
-        launched, terminated = instances.scale(AwsClients.for_env(lab_env).ec2, lab_env.env, count)
+        clients = AwsClients.for_env(lab_env)
+        store = S3JsonStore(clients.s3, lab_env.bucket)
+        if scaler.read_config(store) is not None:
+            scaler.write_config(store, {"min_instances": count, "max_instances": count})
+        launched, terminated = instances.scale(clients.ec2, lab_env.env, count)
     for instance_id in launched:
         typer.echo(f"launched {instance_id}")
     for instance_id in terminated:

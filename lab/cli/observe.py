@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
 
-from lab import instances, procs
+from lab import instances, procs, scaler
 from lab.bodies import Body, liveness
 from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
 from lab.resources import AwsClients, LabEnv
+from worker.queue import depth
+from worker.store import S3JsonStore
 
 _STALE_S = 30.0
 
@@ -23,22 +26,7 @@ def queue_depths(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, int]]:
         "response": env.response_queue_url,
         "dead_letter": env.dead_letter_queue_url,
     }
-    depths: dict[str, dict[str, int]] = {}
-    for name, url in names.items():
-        attrs = clients.sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        depths[name] = {
-            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-        }
-    return depths
+    return {name: asdict(depth(clients.sqs, url)) for name, url in names.items()}
 
 
 def status_docs(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, Any]]:
@@ -90,6 +78,7 @@ def fleet_instances(
             "stale": bool(doc.get("stale")),
             "current_request": doc.get("current_request"),
             "jobs_done": doc.get("jobs_done", 0),
+            "drain_requested": bool(doc.get("drain_requested")),
         })  # fmt: skip
     return rows
 
@@ -102,16 +91,23 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         docs = status_docs(clients, env)
         depths, found = queue_depths(clients, env), workers(docs)
         fleet = fleet_instances(clients, env, docs)
+        leading = scaler.read_state(S3JsonStore(clients.s3, env.bucket))
     if as_json:
-        emit_json({"queues": depths, "instances": fleet, "workers": found})
+        emit_json({"queues": depths, "instances": fleet, "workers": found, "scaler": leading})
         return
-    for name, depth in depths.items():
+    if leading:
         typer.echo(
-            f"queue {name:12} visible {depth['visible']:5}  in flight {depth['in_flight']:5}  "
-            f"delayed {depth['delayed']:3}"
+            f"scaler leader {leading.get('leader')} (token {leading.get('token')}), desired "
+            f"{leading.get('desired')}, {time.time() - float(leading.get('at', 0)):.0f} s ago: "
+            f"{leading.get('reason')}"
+        )
+    for name, counts in depths.items():
+        typer.echo(
+            f"queue {name:12} visible {counts['visible']:5}  in flight {counts['in_flight']:5}  "
+            f"delayed {counts['delayed']:3}"
         )
     for i in fleet:
-        flag = "  STALE" if i["stale"] else ""
+        flag = ("  STALE" if i["stale"] else "") + ("  DRAIN" if i["drain_requested"] else "")
         age = (
             f"{i['heartbeat_age_s']:6.1f}s ago"
             if i["heartbeat_age_s"] is not None

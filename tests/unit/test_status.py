@@ -6,6 +6,7 @@ from memstore import DictStore
 
 from worker.inbox import Inbox
 from worker.loop import Stats
+from worker.outcome import Outcome
 from worker.status import StatusReporter
 
 
@@ -62,3 +63,45 @@ def test_a_draining_worker_says_so() -> None:
     status.write("stopped")
     found = store.read("status/i-1.json")
     assert found is not None and found.doc["state"] == "stopped"
+
+
+def told_to_drain(store: DictStore) -> tuple[StatusReporter, list[str]]:
+    """A reporter whose drain callback records that it was called."""
+    told: list[str] = []
+    status = StatusReporter(
+        store, "i-1", Inbox(), Stats(), dict, 5.0, "v7", lambda: 1.0,
+        on_drain=lambda: told.append("drain"),
+    )  # fmt: skip
+    return status, told
+
+
+def test_a_drain_request_is_noticed_once_on_the_next_write() -> None:
+    store = DictStore()
+    status, told = told_to_drain(store)
+    status.write("idle")
+    assert told == []
+    found = store.read("status/i-1.json")
+    assert found is not None
+    store.replace("status/i-1.json", found.doc | {"drain_requested": {"token": 3}}, found.etag)
+    status.write("idle")
+    status.write("idle")
+    assert told == ["drain"]
+
+
+def test_a_restarted_worker_told_to_drain_drains_again() -> None:
+    store = DictStore()
+    store.create("status/i-1.json", {"state": "stopped", "drain_requested": {"token": 1}})
+    status, told = told_to_drain(store)
+    status.write("idle")
+    assert told == ["drain"]
+
+
+def test_job_durations_reach_the_status_document() -> None:
+    store = DictStore()
+    stats = Stats()
+    stats.record(Outcome("delivered", "m-1", 2.5))
+    stats.record(Outcome("released", "m-2", 0.0))
+    stats.record(Outcome("error-delivered", "m-3", 0.5))
+    StatusReporter(store, "i-1", Inbox(), stats, dict, 5.0).write("idle")
+    found = store.read("status/i-1.json")
+    assert found is not None and found.doc["job_seconds"] == [2.5, 0.5]

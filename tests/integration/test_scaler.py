@@ -1,0 +1,135 @@
+"""The scaler on real instances (moto, process bodies): grow for a burst, drain back to min,
+and a new leader when the leader's instance dies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import Up, clean_env, wait_until
+
+from lab.resources import AwsClients, LabEnv
+from lab.submit import JobSpec, build_xml, send
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def lab_up(tmp_path: Path, unused_port: Callable[[], int]) -> Iterator[Callable[..., Up]]:
+    started: list[Up] = []
+
+    def bring_up(*args: str) -> Up:
+        env = clean_env() | {
+            "FLEETLAB_LAB_HOME": str(tmp_path / "lab"),
+            "FLEETLAB_EMULATOR_PORT": str(unused_port()),
+            "FLEETLAB_RECEIVER_PORT": str(unused_port()),
+            "FLEETLAB_LAB_VISIBILITY_TIMEOUT": "6",
+        }
+        found = Up(tmp_path / "lab", env, "process")
+        started.append(found)
+        done = found.lab("up", "--no-samples", *args, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return found
+
+    yield bring_up
+    for found in started:
+        down = found.lab("down", timeout=180)
+        assert down.returncode == 0, down.stderr
+
+
+def burst(up: Up, n: int) -> list[str]:
+    env = LabEnv.load(up.home)
+    sqs = AwsClients.for_env(env).sqs
+    spec = JobSpec("analyze", f"s3://{env.bucket}/examples/clip.fakevideo", params=[("R", "5")])
+    return [
+        send(
+            sqs,
+            env.request_queue_url,
+            build_xml(JobSpec(**{**spec.__dict__, "request_id": f"burst-{k}"})),
+        )
+        for k in range(n)
+    ]
+
+
+def answered(up: Up, into: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    done = up.lab("results", "--wait", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    for result in json.loads(done.stdout or "[]"):
+        assert result["message_id"] not in into, "a request was answered twice"
+        into[result["message_id"]] = result
+    return into
+
+
+def scaler_lines(up: Up) -> str:
+    done = up.lab("logs", "--limit", "5000")
+    return "\n".join(line for line in done.stdout.splitlines() if "-scaler " in line)
+
+
+def test_a_burst_grows_the_fleet_which_then_drains_back_to_min(lab_up: Callable[..., Up]) -> None:
+    up = lab_up("--instances", "1", "--min", "1", "--max", "3")
+    wait_until(lambda: [i for i in up.live() if i["state"] == "idle"], 120, "the first instance up")
+    ids = burst(up, 40)
+
+    seen_sizes: set[int] = set()
+
+    def grown() -> bool:
+        seen_sizes.add(len(up.live()))
+        return max(seen_sizes) == 3
+
+    wait_until(grown, 120, "the fleet to grow to its max of 3", interval_s=0.5)
+    results: dict[str, dict[str, Any]] = {}
+    wait_until(lambda: set(ids) <= set(answered(up, results)), 240, "every request answered")
+    assert all(r["status"] == "success" for r in results.values())
+
+    wait_until(lambda: len(up.live()) == 1, 180, "the fleet to drain back to min (1)", interval_s=1)
+    status = up.status()
+    assert status["queues"]["dead_letter"]["visible"] == 0
+    gone = [i for i in status["instances"] if i["ec2_state"] != "running"]
+    assert len(gone) >= 2
+    # Scale-in drained them: each was asked, stopped its worker, and only then was terminated.
+    assert all(i["drain_requested"] and i["state"] == "stopped" for i in gone), gone
+
+    # No job was cut short and run again: every claim is the first run's, finished.
+    env = LabEnv.load(up.home)
+    s3 = AwsClients.for_env(env).s3
+    keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=env.bucket, Prefix="claims/").get("Contents", [])
+    ]
+    claims = [json.loads(s3.get_object(Bucket=env.bucket, Key=k)["Body"].read()) for k in keys]
+    jobs = [c for c in claims if c.get("message_id") in ids]
+    assert len(jobs) == 40 and all(c["token"] == 1 and c["state"] == "done" for c in jobs)
+
+    lines = scaler_lines(up)
+    assert '"launched -"' in lines and '"drain -"' in lines and '"terminated -"' in lines
+    assert "launch 2: need 3, have 1; " in lines  # each decision says why
+
+
+def test_a_dead_leader_is_succeeded_and_its_instance_replaced(lab_up: Callable[..., Up]) -> None:
+    up = lab_up("--instances", "2")
+    done = up.lab("scaler", "config", "--stale-after", "6")
+    assert done.returncode == 0, done.stderr
+    wait_until(
+        lambda: len([i for i in up.live() if i["state"] == "idle"]) == 2, 120, "two instances"
+    )
+    first = wait_until(lambda: up.status()["scaler"], 30, "a leader")
+    crashed = up.lab("instance", "crash", first["leader"])
+    assert crashed.returncode == 0, crashed.stderr
+
+    def successor() -> dict[str, Any] | None:
+        now = up.status()["scaler"]
+        return now if now["leader"] != first["leader"] else None
+
+    after = wait_until(successor, 60, "another instance to take the lease", interval_s=0.5)
+    assert after["token"] == first["token"] + 1  # a takeover, fenced by a new token
+
+    def replaced() -> bool:
+        rows = {i["id"]: i for i in up.status()["instances"]}
+        live = [i for i in rows.values() if i["ec2_state"] == "running" and i["state"] == "idle"]
+        return rows[first["leader"]]["ec2_state"] != "running" and len(live) == 2
+
+    wait_until(replaced, 120, "the dead leader's instance replaced", interval_s=1)
+    assert f"{first['leader']}: terminated" in scaler_lines(up)

@@ -1,0 +1,97 @@
+"""Only the holder of the scaler lease acts; a dead leader's lease is taken over, fenced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from memstore import DictStore
+
+from worker.activity import ActivityLog
+from worker.config import AwsTarget, ScalerSettings
+from worker.scaler import LEADER, Scaler
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_OPEN: list[ActivityLog] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_logs() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def scaler(store: DictStore, owner: str, clock: Clock, tmp_path: Path) -> Scaler:
+    settings = ScalerSettings(
+        aws=AwsTarget(), request_queue_url="q", bucket="b", log_group="g", fleet="local",
+        owner=owner, work_dir=tmp_path, interval_s=2.0, lease_s=10.0,
+    )  # fmt: skip
+    log = ActivityLog(owner, tmp_path / f"{owner}.log")
+    _OPEN.append(log)
+    return Scaler(settings, None, store, log, wall=clock, clock=clock)  # type: ignore[arg-type]
+
+
+def test_one_leader_among_many(tmp_path: Path) -> None:
+    store, clock = DictStore(), Clock()
+    a, b = scaler(store, "i-a", clock, tmp_path), scaler(store, "i-b", clock, tmp_path)
+    assert a.lead(clock.now) and not b.lead(clock.now)
+    clock.now += 2
+    assert a.lead(clock.now) and not b.lead(clock.now)  # renewed each tick: still a's
+
+
+def test_a_dead_leaders_lease_is_taken_over_after_it_expires_with_a_new_token(
+    tmp_path: Path,
+) -> None:
+    store, clock = DictStore(), Clock()
+    a, b = scaler(store, "i-a", clock, tmp_path), scaler(store, "i-b", clock, tmp_path)
+    assert a.lead(clock.now)
+    first = a.lease
+    clock.now += 9.9  # a is frozen: no renewal
+    assert not b.lead(clock.now)
+    clock.now += 0.2
+    assert b.lead(clock.now)
+    assert b.lease is not None and first is not None and b.lease.token == first.token + 1
+    # The zombie thaws: its renewal is refused (fenced), it follows and forgets its memory.
+    assert not a.lead(clock.now)
+    assert a.lease is None
+    a.log.close()
+    assert "lost the scaler lease" in (tmp_path / "i-a.log").read_text()
+
+
+def test_a_stopping_leader_hands_the_lease_on_at_once(tmp_path: Path) -> None:
+    store, clock = DictStore(), Clock()
+    a, b = scaler(store, "i-a", clock, tmp_path), scaler(store, "i-b", clock, tmp_path)
+    assert a.lead(clock.now)
+    a.resign()
+    assert b.lead(clock.now)
+    found = store.read(f"claims/{LEADER}.json")
+    assert found is not None and found.doc["owner"] == "i-b"
+
+
+def test_no_config_means_no_leading_and_one_log_line(tmp_path: Path) -> None:
+    store, clock = DictStore(), Clock()
+    a = scaler(store, "i-a", clock, tmp_path)
+    assert a.tick() is None and a.tick() is None
+    a.log.close()
+    text = (tmp_path / "i-a.log").read_text()
+    assert text.count("no scaler/config.json") == 1
+    assert store.read(f"claims/{LEADER}.json") is None
+
+
+def test_a_bad_config_is_logged_and_not_acted_on(tmp_path: Path) -> None:
+    store, clock = DictStore(), Clock()
+    store.put("scaler/config.json", {"min_instances": 3, "max_instances": 1})
+    a = scaler(store, "i-a", clock, tmp_path)
+    assert a.tick() is None
+    a.log.close()
+    assert "CONFIG_ERROR" in (tmp_path / "i-a.log").read_text()
