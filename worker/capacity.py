@@ -42,8 +42,8 @@ class ScalerConfig:
     stale_after_s: float = 60.0  # a heartbeat older than this: crashed or frozen, replace it
     billing_s: float = 1.0  # billing granularity: 1 (per second) or 3600 (per hour)
     billing_margin_s: float = 300.0  # hourly billing: drain only in the last part of a paid hour
-    scale_in_after_s: float = 600.0  # the need must stay lower this long before a drain
-    rate_window_s: float = 300.0  # smoothing time constant of the arrival-rate estimate
+    scale_in_after_s: float = 300.0  # the need must stay lower this long before a drain
+    rate_window_s: float = 900.0  # smoothing time constant of the rate and job-time estimates
     quantile: float = DEFAULT_QUANTILE
 
     def problems(self) -> list[str]:
@@ -93,6 +93,8 @@ class Memory:
 
     at: float | None = None
     rate: float = 0.0  # smoothed arrivals per second
+    fast: float = 0.0  # the same, smoothed over a sixth of the window: sees a step sooner
+    job_s: float | None = None  # smoothed job time
     outstanding: int = 0  # visible + in flight + delayed at the last tick
     needs: tuple[tuple[float, int], ...] = ()  # recent (time, need), for the scale-in window
 
@@ -157,24 +159,37 @@ def sort_members(members: Sequence[Member], config: ScalerConfig, now: float) ->
     return Fleet(tuple(serving), tuple(booting), tuple(draining), tuple(stopped), tuple(unhealthy))
 
 
-def job_time(observed: Observed, config: ScalerConfig) -> float:
-    """Mean of the recent job durations, or the configured guess before any were timed."""
+def job_time(observed: Observed, memory: Memory, config: ScalerConfig, now: float) -> float:
+    """Mean job time: the recent durations, smoothed like the rate (a mean of twenty varied
+    jobs swings by a fifth from tick to tick); the configured guess before any were timed."""
     timed = [s for s in observed.job_seconds if s > 0]
-    return sum(timed) / len(timed) if timed else config.job_s
+    if not timed:
+        return memory.job_s or config.job_s
+    sample = sum(timed) / len(timed)
+    if memory.job_s is None or memory.at is None:
+        return sample
+    weight = 1.0 - math.exp(-max(0.0, now - memory.at) / config.rate_window_s)
+    return memory.job_s + weight * (sample - memory.job_s)
 
 
 def estimate_rate(
     observed: Observed, memory: Memory, job_s: float, config: ScalerConfig, now: float
-) -> float:
-    """Smoothed arrivals/s: completions (in flight / job time) plus the growth of what is queued."""
+) -> tuple[float, float]:
+    """Arrivals/s, smoothed slow and fast: completions (in flight / job time) plus the growth of
+    what is queued. The slow estimate is used; it jumps to the fast one when the two differ by
+    more than Poisson noise could explain (3 sigma): a step in demand, not a blip."""
     outstanding = observed.visible + observed.in_flight + observed.delayed
     completions = observed.in_flight / job_s
     if memory.at is None or now <= memory.at:
-        return completions
+        return completions, completions
     elapsed = now - memory.at
     sample = completions + (outstanding - memory.outstanding) / elapsed
-    weight = 1.0 - math.exp(-elapsed / config.rate_window_s)
-    return max(0.0, memory.rate + weight * (sample - memory.rate))
+    quick = config.rate_window_s / 6
+    slow = memory.rate + (1.0 - math.exp(-elapsed / config.rate_window_s)) * (sample - memory.rate)
+    fast = memory.fast + (1.0 - math.exp(-elapsed / quick)) * (sample - memory.fast)
+    slow, fast = max(0.0, slow), max(0.0, fast)
+    noise = math.sqrt(max(slow, fast, 1.0 / quick) / (2 * quick))  # sd of the fast estimate
+    return (fast if abs(fast - slow) > 3 * noise else slow), fast
 
 
 def need(observed: Observed, rate: float, job_s: float, config: ScalerConfig) -> tuple[int, str]:
@@ -192,19 +207,24 @@ def need(observed: Observed, rate: float, job_s: float, config: ScalerConfig) ->
 
 def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
     """The policy: launch, drain, terminate and replace, from ``observed`` at time ``now``."""
-    job_s = job_time(observed, config)
-    rate = estimate_rate(observed, memory, job_s, config, now)
+    job_s = job_time(observed, memory, config, now)
+    rate, fast = estimate_rate(observed, memory, job_s, config, now)
     wanted, why = need(observed, rate, job_s, config)
     wanted = min(config.max_instances, max(config.min_instances, wanted))
+    fleet = sort_members(observed.members, config, now)
     window = now - config.scale_in_after_s
-    needs = (*(n for n in memory.needs if n[0] > window), (now, wanted))
+    # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
+    # for one window rather than drain it on a single look at an idle moment.
+    known = memory.needs if memory.at is not None else ((now, fleet.capacity),)
+    needs = (*(n for n in known if n[0] > window), (now, wanted))
     memory = Memory(
         at=now,
         rate=rate,
+        fast=fast,
+        job_s=job_s,
         outstanding=observed.visible + observed.in_flight + observed.delayed,
         needs=needs,
     )
-    fleet = sort_members(observed.members, config, now)
     held = max(n for _, n in needs)  # scale in only to the highest need of the window
     target = wanted if wanted >= fleet.capacity else min(fleet.capacity, held)
     live_after = fleet.capacity + len(fleet.draining)  # unhealthy and stopped ones go now
