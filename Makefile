@@ -11,7 +11,7 @@ help:
 	@echo "make lab-down    stop everything lab-up started"
 	@echo "make test        run the whole test suite (unit + integration against a real moto server)"
 	@echo "make check       ruff, ruff format --check, mypy --strict, tests"
-	@echo "make bench       pipeline benchmark beside the Celery peer (JSON lines)"
+	@echo "make bench       pipeline benchmark beside the Celery peer, planner table (JSON lines)"
 
 deps:
 	./scripts/install-system-deps
@@ -58,6 +58,7 @@ check: lint typecheck test
 
 bench: deps venv
 	$(BIN)/python bench/pipeline.py --n 500 --reps 3
+	$(BIN)/python bench/plan.py --seeds 3
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lab.cli import env, fleet, image, instance, jobs, observe, scaler
+from lab.cli import env, fleet, image, instance, jobs, observe, plan, scaler
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run fleetlab on one machine.")
 app.add_typer(env.app, name="env")
@@ -14,6 +14,7 @@ app.add_typer(scaler.app, name="scaler")
 fleet.register(app)
 jobs.register(app)
 observe.register(app)
+plan.register(app)
 
 
 def main() -> None:

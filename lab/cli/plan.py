@@ -1,0 +1,91 @@
+"""`lab plan`: replay a demand trace against the scaler's policy and baselines (no AWS needed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lab.cli.common import emit_json, errors_to_exit
+from lab.planner.plan import PlanSpec, make_plan, parse_policies
+from lab.planner.table import render
+
+
+def _progress(line: str) -> None:
+    typer.echo(f"plan: {line}", err=True)
+
+
+def plan(
+    trace: Annotated[
+        str, typer.Option(help="uniform, diurnal, spike, google-2011, or a FILE of counts.")
+    ] = "uniform",
+    jobs_per_day: Annotated[float, typer.Option(help="Mean jobs a day (trace rescaled).")] = 10_000,
+    job_seconds: Annotated[float, typer.Option(help="Job time (the mean if exponential).")] = 180,
+    slo_p95: Annotated[float, typer.Option(help="Latency target, p95 seconds.")] = 900,
+    boot_seconds: Annotated[float, typer.Option(help="Launch to a polling worker.")] = 120,
+    policy: Annotated[
+        str, typer.Option(help="fleetlab, static, target-tracking, keda, a comma list, or all.")
+    ] = "all",
+    seed: Annotated[int, typer.Option(help="Seed of arrivals, durations and crashes.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write queue, fleet and latency plots (PNG).")
+    ] = None,
+    bin_seconds: Annotated[
+        float | None,
+        typer.Option(help="Bin length (synthetic 300, INDEX COUNT files 3600, sequences 1)."),
+    ] = None,
+    days: Annotated[
+        float | None, typer.Option(help="Trace length (synthetic 7; files: all, or cut to this).")
+    ] = None,
+    billing: Annotated[str, typer.Option(help="second or hour (what the policy saves on).")] = (
+        "second"
+    ),
+    min_instances: Annotated[int, typer.Option("--min", help="Fewest instances.")] = 0,
+    max_instances: Annotated[int, typer.Option("--max", help="Most instances.")] = 1000,
+    tick_seconds: Annotated[float, typer.Option(help="How often the scaler decides.")] = 30,
+    crash_per_hour: Annotated[float, typer.Option(help="Crashes per instance-hour.")] = 0,
+    visibility_seconds: Annotated[
+        float, typer.Option(help="SQS visibility timeout: a crashed job's return.")
+    ] = 300,
+    job_dist: Annotated[str, typer.Option(help="fixed or exponential job times.")] = "fixed",
+) -> None:
+    """Plan capacity: latency and instance time of each policy against the lower bounds."""
+    with errors_to_exit():
+        spec = PlanSpec(
+            trace=trace,
+            jobs_per_day=jobs_per_day,
+            job_seconds=job_seconds,
+            slo_p95_s=slo_p95,
+            boot_seconds=boot_seconds,
+            policies=parse_policies(policy),
+            seed=seed,
+            bin_seconds=bin_seconds,
+            days=days,
+            billing=billing,
+            min_instances=min_instances,
+            max_instances=max_instances,
+            tick_seconds=tick_seconds,
+            crash_per_hour=crash_per_hour,
+            job_dist=job_dist,
+            visibility_seconds=visibility_seconds,
+        )
+        made = make_plan(spec, _progress if sys.stderr.isatty() else None)
+        if plot is not None:
+            # Imported here: matplotlib takes a while to load, and every `lab` command would pay.
+            from lab.planner.plot import plot as draw_plot  # noqa: PLC0415
+
+            draw_plot(made, plot)
+    if as_json:
+        emit_json(made.as_dict())
+    else:
+        typer.echo(render(made))
+        if plot is not None:
+            typer.echo(f"plot: {plot}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this command to the `lab` app."""
+    app.command()(plan)

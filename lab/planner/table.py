@@ -1,0 +1,44 @@
+"""The readable form of a plan: the article's arithmetic, the bounds, one row per policy."""
+
+from __future__ import annotations
+
+from lab.planner.bounds import jobs_per_machine_day
+from lab.planner.plan import Plan
+
+COLUMNS = (
+    ("p50_s", "p50 s", "{:.0f}"),
+    ("p95_s", "p95 s", "{:.0f}"),
+    ("p99_s", "p99 s", "{:.0f}"),
+    ("slo_violation_pct", "late %", "{:.2f}"),
+    ("hour_slo_violation_pct", "late hours %", "{:.1f}"),
+    ("instance_hours", "instance h", "{:,.1f}"),
+    ("billed_hours", "billed h", "{:,}"),
+    ("launches", "launches", "{:,}"),
+    ("ratio_to_work_bound", "x work", "{:.3f}"),
+    ("ratio_to_queue_bound", "x queue", "{:.3f}"),
+)
+
+
+def render(plan: Plan) -> str:
+    """Header lines and an aligned table of the per-policy figures."""
+    spec = plan.spec
+    lines = [
+        f"trace {plan.trace.name}: {len(plan.jobs):,} jobs over {plan.trace.seconds / 86_400:g} "
+        f"days ({spec.jobs_per_day:g}/day, {spec.job_seconds:g} s jobs ({spec.job_dist}), "
+        f"p95 target {spec.slo_p95_s:g} s, boot {spec.boot_seconds:g} s, seed {spec.seed})",
+        f"one machine: {jobs_per_machine_day(spec.job_seconds):g} jobs/day; by work: "
+        f"{plan.static_by_work} machines; for the SLO with random arrivals: "
+        f"{plan.static_for_slo}",
+        f"work bound {plan.bounds.work_hours:,.1f} instance-hours; queue-aware bound "
+        f"{plan.bounds.queue_hours:,.1f}",
+        "",
+    ]
+    rows = [["policy", *(title for _, title, _ in COLUMNS)]]
+    for name, figures in plan.figures.items():
+        rows.append([name, *(form.format(figures[key]) for key, _, form in COLUMNS)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
