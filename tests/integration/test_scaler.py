@@ -133,3 +133,32 @@ def test_a_dead_leader_is_succeeded_and_its_instance_replaced(lab_up: Callable[.
 
     wait_until(replaced, 120, "the dead leader's instance replaced", interval_s=1)
     assert f"{first['leader']}: terminated" in scaler_lines(up)
+
+
+def test_lab_scaler_run_outside_the_fleet_scales_up_from_zero(lab_up: Callable[..., Up]) -> None:
+    up = lab_up("--instances", "0")
+
+    def once() -> dict[str, Any]:
+        done = up.lab("scaler", "run", "--once")
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    assert once() == {"leader": False, "decision": None}  # not configured: it does not act
+    shown = up.lab("scaler", "config")
+    assert "not configured" in shown.stdout
+
+    bad = up.lab("scaler", "config", "--min", "3", "--max", "1")
+    assert bad.returncode == 1 and "min (3) <= max (1)" in bad.stderr
+    done = up.lab("scaler", "config", "--min", "0", "--max", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["max_instances"] == 2
+
+    idle = once()
+    assert idle["leader"] and idle["decision"]["desired"] == 0 and idle["decision"]["launch"] == 0
+
+    assert up.lab("deploy").returncode == 0  # the launch template the scaler launches from
+    burst(up, 3)
+    grown = once()["decision"]
+    assert grown["launch"] >= 1 and "backlog 3" in grown["reason"]
+    launched = [i for i in up.status()["instances"] if i["ec2_state"] in ("pending", "running")]
+    assert len(launched) == grown["launch"]
