@@ -153,12 +153,18 @@ def retire_fleet(settings: LabSettings, grace_s: float) -> list[str]:
     if emulator.ready(settings.endpoint_url) and procs.running(settings.pids).get(HYPERVISOR):
         with contextlib.suppress(NotRunning, BotoCoreError, ClientError):
             lab_env = LabEnv.load(settings.home)
-            ec2 = AwsClients.for_env(lab_env).ec2
-            terminated = [i.id for i in instances.fleet(ec2, lab_env.env)]
-            instances.terminate(ec2, terminated)
+            clients = AwsClients.for_env(lab_env)
+            # The fleet's own scalers would replace what is terminated here: unconfigure them
+            # first; one mid-tick may still launch, so terminate until nothing new appears.
+            clients.s3.delete_object(Bucket=lab_env.bucket, Key=scaler.CONFIG_KEY)
             deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and _live_bodies(folder):
-                time.sleep(0.2)
+            while time.monotonic() < deadline:
+                live = [i.id for i in instances.fleet(clients.ec2, lab_env.env)]
+                instances.terminate(clients.ec2, live)
+                terminated += [i for i in live if i not in terminated]
+                if not live and not _live_bodies(folder):
+                    break
+                time.sleep(0.5)
     left = _live_bodies(folder)
     for body in left:
         backend_for(body).stop(body, grace_s=5.0)

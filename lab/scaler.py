@@ -16,6 +16,8 @@ from lab.resources import LabEnv
 from lab.settings import LabSettings
 from worker.capacity import ScalerConfig
 from worker.scaler import CONFIG_KEY, STATE_KEY, policy_from
+
+__all__ = ["CONFIG_KEY", "LAB_POLICY", "read_config", "read_state", "run", "write_config"]
 from worker.store import JsonStore
 
 # A lab job takes ~2 s, so every time scale shrinks with it: p95 target, boot, windows.
