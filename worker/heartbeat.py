@@ -34,7 +34,7 @@ class Beat:
     def keep(self, message: Message) -> bool:
         """Never hand back a message on its last receive: SQS would dead-letter it, unanswered,
         the next time anyone received it. It is this worker's to answer."""
-        return 0 < self.max_receive_count <= message.receive_count
+        return message.last_receive(self.max_receive_count)
 
 
 class Heartbeat:

@@ -115,10 +115,6 @@ class Worker:
         mean = sum(timed) / len(timed)
         return max(1, min(self.config.batch_size, int(self.config.hold_s / max(mean, 1e-3))))
 
-    def last_receive(self, message: Message) -> bool:
-        """True if handing ``message`` back would let SQS dead-letter it unanswered."""
-        return message.receive_count >= self.config.max_receive_count
-
     def work_through(self) -> None:
         """Process held messages in order; on stop, leave the rest for ``shutdown``."""
         while not self.stop.is_set():
@@ -130,7 +126,8 @@ class Worker:
     def finish_last_receives(self) -> None:
         """Draining: answer the held messages on their last receive (handed back, SQS would
         dead-letter them unanswered); ``shutdown`` hands back the rest."""
-        for message in self.inbox.take_waiting(keep=lambda m: not self.last_receive(m)):
+        last = self.config.max_receive_count
+        for message in self.inbox.take_waiting(keep=lambda m: not m.last_receive(last)):
             self.process(message)
 
     def process(self, message: Message) -> None:

@@ -212,7 +212,7 @@ class Pipeline:
         try:
             done = self.deliverer.deliver(output, body, message.message_id)
         except DeliveryError as exc:
-            last = message.receive_count >= self.config.max_receive_count
+            last = message.last_receive(self.config.max_receive_count)
             event = "dead-letter" if last else "retry"
             self.log.event(event, status=exc.code, detail=str(exc), **ids)
             return self._outcome(

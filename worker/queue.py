@@ -29,6 +29,11 @@ class Message:
     body: bytes
     receive_count: int
 
+    def last_receive(self, max_receive_count: int) -> bool:
+        """True on the receive after which SQS's redrive policy (``max_receive_count``; 0: none)
+        dead-letters the message: not answered now, it is never answered."""
+        return 0 < max_receive_count <= self.receive_count
+
 
 class RequestQueue:
     """The request queue and the response queue, as the worker uses them."""
