@@ -15,9 +15,9 @@ from typing import Any
 from lab.resources import LabEnv
 from lab.settings import LabSettings
 from worker.capacity import ScalerConfig
-from worker.scaler import CONFIG_KEY, STATE_KEY, policy_from
+from worker.scaler import CONFIG_KEY, STATE_KEY, policy_from, read_policy
 
-__all__ = ["CONFIG_KEY", "LAB_POLICY", "read_config", "read_state", "run", "write_config"]
+__all__ = ["CONFIG_KEY", "LAB_POLICY", "read_policy", "read_state", "run", "write_config"]
 from worker.store import JsonStore
 
 # A lab job takes ~2 s, so every time scale shrinks with it: p95 target, boot, windows.
@@ -33,15 +33,9 @@ LAB_POLICY = ScalerConfig(
 SETTINGS = tuple(f.name for f in fields(ScalerConfig))
 
 
-def read_config(store: JsonStore) -> ScalerConfig | None:
-    """The policy's settings as stored, or None when the scaler is not configured."""
-    found = store.read(CONFIG_KEY)
-    return policy_from(found.doc) if found else None
-
-
 def write_config(store: JsonStore, changes: dict[str, Any]) -> ScalerConfig:
     """Merge ``changes`` into the stored settings (the lab's defaults when none); validated."""
-    current = read_config(store) or LAB_POLICY
+    current = read_policy(store) or LAB_POLICY
     config = policy_from(asdict(current) | changes)
     store.put(CONFIG_KEY, asdict(config))
     return config

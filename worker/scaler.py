@@ -63,6 +63,12 @@ def policy_from(doc: Mapping[str, Any]) -> ScalerConfig:
     return config
 
 
+def read_policy(store: JsonStore) -> ScalerConfig | None:
+    """The stored settings, or None when the scaler is not configured; ``ConfigError`` if bad."""
+    found = store.read(CONFIG_KEY)
+    return policy_from(found.doc) if found else None
+
+
 def member(instance: ec2.Instance, status: Mapping[str, Any] | None) -> Member:
     """An instance joined with its worker's status document (None: not written yet)."""
     if status is None:
@@ -152,15 +158,14 @@ class Scaler:
 
     def policy(self) -> ScalerConfig | None:
         """The policy's settings; None (and one log line) when absent or invalid."""
-        found = self.store.read(CONFIG_KEY)
-        if found is None:
-            self.say("idle", f"no {CONFIG_KEY}: not scaling")
-            return None
         try:
-            return policy_from(found.doc)
+            config = read_policy(self.store)
         except ConfigError as exc:
             self.say("error", str(exc), status=exc.code)
             return None
+        if config is None:
+            self.say("idle", f"no {CONFIG_KEY}: not scaling")
+        return config
 
     def lead(self, now: float) -> bool:
         """Renew the lease, or take it if free or expired; True while this scaler leads."""
