@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
 
 from lab.resources import LabEnv
@@ -30,7 +30,6 @@ LAB_POLICY = ScalerConfig(
     scale_in_after_s=20.0,
     rate_window_s=15.0,
 )
-SETTINGS = tuple(f.name for f in fields(ScalerConfig))
 
 
 def write_config(store: JsonStore, changes: dict[str, Any]) -> ScalerConfig:
