@@ -1,4 +1,5 @@
-"""The embedded emulator: a moto server process on 127.0.0.1."""
+"""The emulator the lab starts: a moto server (``local``) or LocalStack (``localstack``), on
+127.0.0.1, as a process of the lab's own; readiness is each one's health endpoint."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from lab import procs
-from lab.errors import StartFailed
+from lab import localstack, procs
+from lab.errors import LabError, StartFailed
 from lab.settings import LabSettings
 
 NAME = "emulator"
 
 
-def ready(endpoint: str) -> bool:
-    """True when the moto server answers."""
+def moto_ready(endpoint: str) -> bool:
+    """True when a moto server answers."""
     try:
         with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310 (loopback)
             return True
@@ -25,26 +26,62 @@ def ready(endpoint: str) -> bool:
         return False
 
 
-def start(settings: LabSettings, env: Mapping[str, str], timeout_s: float = 30.0) -> int:
-    """Start moto (unless it already answers) and wait until it is ready; return its pid."""
-    argv = [
-        sys.executable,
-        "-m",
-        "moto.server",
-        "-H",
-        "127.0.0.1",
-        "-p",
-        str(settings.emulator_port),
-    ]
-    if ready(settings.endpoint_url):
+def ready(env_name: str, endpoint: str) -> bool:
+    """True when the emulator of environment ``env_name`` answers its health check there."""
+    if env_name == "localstack":
+        return localstack.ready(endpoint)
+    return moto_ready(endpoint)
+
+
+def answers(settings: LabSettings) -> bool:
+    """True when anything at all answers on the emulator's port (it may not be ready yet)."""
+    try:
+        with urllib.request.urlopen(settings.endpoint_url, timeout=1):  # noqa: S310 (loopback)
+            return True
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def command(settings: LabSettings) -> tuple[list[str], dict[str, str]]:
+    """The emulator's command line and the variables it needs (installing LocalStack if asked
+    for and missing)."""
+    if settings.env == "local":
+        port = str(settings.emulator_port)
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port], {}
+    if settings.env == "localstack":
+        data = settings.home / "localstack"
+        (data / "tmp").mkdir(parents=True, exist_ok=True)
+        python = localstack.install(settings.tools)
+        return localstack.argv(python), localstack.environment(settings.emulator_port, data)
+    raise LabError(f"environment {settings.env!r} has no emulator: the lab starts none for it")
+
+
+def start(settings: LabSettings, env: Mapping[str, str], timeout_s: float = 90.0) -> int:
+    """Start the emulator and wait until it is ready; return its pid. Refuses when something
+    already answers on its port (another lab)."""
+    if answers(settings):
         raise StartFailed(f"something already answers on {settings.endpoint_url}; is a lab up?")
-    pid = procs.start(NAME, argv, settings.pids, settings.logs, env, Path.cwd())
+    argv, extra = command(settings)
+    pid = procs.start(NAME, argv, settings.pids, settings.logs, {**env, **extra}, Path.cwd())
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if ready(settings.endpoint_url):
+        if ready(settings.env, settings.endpoint_url):
             return pid
         if not procs.alive(pid):
-            raise StartFailed(f"moto server exited; see {settings.logs / 'emulator.log'}")
-        time.sleep(0.1)
+            log = settings.logs / f"{NAME}.log"
+            raise StartFailed(f"the {settings.env} emulator exited; see {log}")
+        time.sleep(0.2)
     procs.stop(NAME, settings.pids)
-    raise StartFailed(f"moto server not ready after {timeout_s:g} s")
+    raise StartFailed(f"the {settings.env} emulator was not ready after {timeout_s:g} s")
+
+
+def restart(settings: LabSettings, env: Mapping[str, str]) -> int:
+    """Stop the emulator by its pid and start it again, empty (neither keeps state)."""
+    procs.stop(NAME, settings.pids)
+    deadline = time.monotonic() + 15
+    while answers(settings) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return start(settings, env)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import bundle, emulator, image, instances, procs, samples, scaler, userdata
+from lab import bundle, emulator, environment, image, instances, procs, samples, scaler, userdata
 from lab.bodies import Body, backend_for, liveness
 from lab.bundle import Bundle
 from lab.errors import LabError, NotRunning, StartFailed
@@ -44,9 +44,14 @@ def up(
     from a freshly deployed bundle, bodies from the hypervisor, each running a scaler that
     keeps the fleet within ``bounds``: min, max, by default both ``instances_n``) and
     ``workers`` plain workers."""
+    if settings.env not in environment.EMULATED:
+        raise LabError(
+            f"`lab up` runs the lab on an emulator; the {settings.env!r} environment is "
+            "brought up with `lab provision` (see `lab env show`)"
+        )
     env = base_env()
     emulator.start(settings, env)
-    lab_env = ensure(settings, AwsClients(settings.region, settings.endpoint_url))
+    lab_env = ensure(settings, AwsClients(settings.region, settings.endpoint_url), settings.env)
     lab_env.save(settings.home)
     clients = AwsClients.for_env(lab_env)
     files = samples.make(settings.home / "receiver" / "media")
@@ -150,9 +155,10 @@ def retire_fleet(settings: LabSettings, grace_s: float) -> list[str]:
     if not folder.is_dir():
         return []
     terminated: list[str] = []
-    if emulator.ready(settings.endpoint_url) and procs.running(settings.pids).get(HYPERVISOR):
-        with contextlib.suppress(NotRunning, BotoCoreError, ClientError):
-            lab_env = LabEnv.load(settings.home)
+    with contextlib.suppress(NotRunning, BotoCoreError, ClientError):
+        lab_env = LabEnv.load(settings.home)
+        hypervisor_up = HYPERVISOR in procs.running(settings.pids)
+        if hypervisor_up and emulator.ready(lab_env.env, lab_env.endpoint_url):
             clients = AwsClients.for_env(lab_env)
             # The fleet's own scalers would replace what is terminated here: unconfigure them
             # first; one mid-tick may still launch, so terminate until nothing new appears.

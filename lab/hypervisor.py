@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the hypervisor for the lab in ``--home`` until SIGTERM."""
     parser = argparse.ArgumentParser(description="fleetlab hypervisor")
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--fleet", default="local")
+    parser.add_argument("--fleet", help="fleet (environment) name; default: the lab's")
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--grace", type=float, default=30.0)
     parser.add_argument("--backend", choices=["process", "docker"], default="process")
@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.backend == "docker"
         else ProcessBackend()
     )
-    hypervisor = Hypervisor(LabEnv.load(args.home), args.home, args.fleet, backend, args.grace)
+    lab_env = LabEnv.load(args.home)
+    fleet_name = args.fleet or lab_env.env
+    hypervisor = Hypervisor(lab_env, args.home, fleet_name, backend, args.grace)
 
     def finish(_signum: int, _frame: FrameType | None) -> None:
         # Bodies live on (as VMs do when their hypervisor restarts); `lab down` stops them

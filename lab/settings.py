@@ -7,12 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import environment
+
+EMULATOR_PORTS = {"local": 5000, "localstack": 4566}
+
 
 @dataclass(frozen=True)
 class LabSettings:
     """Where the lab keeps its state and what it calls its resources."""
 
     home: Path
+    env: str = "local"
     region: str = "us-east-1"
     emulator_port: int = 5000
     receiver_port: int = 8765
@@ -25,6 +30,7 @@ class LabSettings:
     max_receive_count: int = 5
     scaler_interval_s: float = 2.0  # the lab's scalers tick fast: its jobs take seconds
     scaler_lease_s: float = 10.0
+    tools: Path = Path.home() / ".cache" / "fleetlab"  # emulators installed on demand
 
     @property
     def endpoint_url(self) -> str:
@@ -47,14 +53,19 @@ class LabSettings:
         return self.home / "logs"
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> LabSettings:
-    """Build settings from ``FLEETLAB_LAB_HOME`` and port overrides (default ``./.lab``)."""
+def load_settings(env: Mapping[str, str] | None = None, name: str | None = None) -> LabSettings:
+    """Build settings from ``FLEETLAB_LAB_HOME`` (default ``./.lab``), the environment chosen
+    there (or ``name``), and port overrides."""
     env = os.environ if env is None else env
     home = Path(env.get("FLEETLAB_LAB_HOME") or Path.cwd() / ".lab").resolve()
+    name = environment.check(name) if name else environment.selected(home, env)
+    tools = env.get("FLEETLAB_TOOLS")
     return LabSettings(
         home=home,
+        env=name,
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-        emulator_port=int(env.get("FLEETLAB_EMULATOR_PORT") or 5000),
+        emulator_port=int(env.get("FLEETLAB_EMULATOR_PORT") or EMULATOR_PORTS.get(name, 5000)),
+        tools=Path(tools).resolve() if tools else LabSettings.tools,
         receiver_port=int(env.get("FLEETLAB_RECEIVER_PORT") or 8765),
         visibility_timeout_s=int(env.get("FLEETLAB_LAB_VISIBILITY_TIMEOUT") or 30),
     )

@@ -15,9 +15,9 @@ from lab.settings import LabSettings, load_settings
 from worker.errors import FleetlabError
 
 
-def settings() -> LabSettings:
-    """Settings from the environment."""
-    return load_settings()
+def settings(env_name: str | None = None) -> LabSettings:
+    """Settings from the environment (``env_name`` overrides the chosen lab environment)."""
+    return load_settings(name=env_name)
 
 
 def lab_env() -> LabEnv:

@@ -1,22 +1,40 @@
-"""`lab env show`: what any AWS client needs to talk to the lab."""
+"""`lab env use` and `lab env show`: which environment the lab talks to, and how to reach it."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from lab.cli.common import emit_json, errors_to_exit, lab_env
+from lab import environment
+from lab.cli.common import emit_json, errors_to_exit, settings
+from lab.errors import NotRunning
+from lab.resources import LabEnv
 
-app = typer.Typer(no_args_is_help=True, help="Show the lab's environment.")
+app = typer.Typer(no_args_is_help=True, help="Choose and show the lab's environment.")
+
+
+@app.command("use")
+def use(name: Annotated[str, typer.Argument(help="local, localstack or aws.")]) -> None:
+    """Make NAME the environment of every later command (one value in the lab's config file)."""
+    with errors_to_exit():
+        home = settings().home
+        path = environment.use(home, name)
+    typer.echo(f"environment: {name} (written to {path})")
 
 
 @app.command("show")
 def show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Print region, endpoint, queue URLs, bucket and log group."""
+    """Print the chosen environment and, once the lab is up (or provisioned), its region,
+    endpoint, queue URLs, bucket and log group."""
     with errors_to_exit():
-        data = asdict(lab_env())
+        config = settings()
+        data: dict[str, Any] = {"environment": config.env}
+        try:
+            data |= asdict(LabEnv.load(config.home))
+        except NotRunning:
+            data["resources"] = "none yet: `lab up` (emulators) or `lab provision` (aws)"
     if as_json:
         emit_json(data)
         return

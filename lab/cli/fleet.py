@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import schemas
-from lab import fleet, instances, scaler
+from lab import environment, fleet, instances, scaler
 from lab.cli.common import errors_to_exit, settings
 from lab.errors import LabError
 from lab.resources import AwsClients, LabEnv
@@ -38,17 +38,23 @@ def up(
     max_instances: Annotated[
         int | None, typer.Option("--max", min=0, help="Scaler's maximum (default: --instances).")
     ] = None,
+    env_name: Annotated[
+        str | None,
+        typer.Option("--env", help="local (moto) or localstack, remembered as by `lab env use`."),
+    ] = None,
 ) -> None:
     """Start the emulator, create queues/bucket/log group, start receiver and workers."""
     with errors_to_exit():
-        config = settings()
+        config = settings(env_name)
+        if env_name:
+            environment.use(config.home, env_name)
         if backend not in ("process", "docker"):
             raise LabError(f"--backend must be process or docker, not {backend!r}")
         low = instances_n if min_instances is None else min_instances
         high = max(low, instances_n) if max_instances is None else max_instances
         lab_env = fleet.up(config, workers, instances_n, backend, (low, high))
         typer.echo(
-            f"lab up: emulator {lab_env.endpoint_url}, {instances_n} instance(s), "
+            f"lab up: {config.env} emulator {lab_env.endpoint_url}, {instances_n} instance(s), "
             f"{workers} worker(s), receiver {lab_env.receiver_url}"
         )
         if samples and not run_samples(lab_env, wait):

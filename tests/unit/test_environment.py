@@ -1,0 +1,52 @@
+"""The lab's environment choice: one value in a small file, overridable for one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab import environment
+from lab.errors import LabError
+from lab.settings import load_settings
+
+
+def test_local_until_another_is_chosen(tmp_path: Path) -> None:
+    assert environment.chosen(tmp_path) == "local"
+    environment.use(tmp_path, "aws")
+    assert environment.chosen(tmp_path) == "aws"
+    assert (tmp_path / "config.toml").read_text().endswith('env = "aws"\n')
+
+
+def test_unknown_environment_is_refused_and_nothing_written(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match="unknown environment 'prod'"):
+        environment.use(tmp_path, "prod")
+    assert not (tmp_path / "config.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [('env = "mars"\n', "unknown environment"), ("env = 3\n", "must be a string"),
+     ("env = \n", "cannot read")],
+)  # fmt: skip
+def test_a_broken_config_file_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "config.toml").write_text(text)
+    with pytest.raises(LabError, match=message):
+        environment.chosen(tmp_path)
+
+
+def test_the_override_wins_for_one_command(tmp_path: Path) -> None:
+    environment.use(tmp_path, "aws")
+    assert environment.selected(tmp_path, {"FLEETLAB_LAB_ENV": "localstack"}) == "localstack"
+    assert environment.selected(tmp_path, {}) == "aws"
+
+
+def test_settings_follow_the_environment(tmp_path: Path) -> None:
+    home = {"FLEETLAB_LAB_HOME": str(tmp_path)}
+    assert load_settings(home).emulator_port == 5000
+    localstack = load_settings(home | {"FLEETLAB_LAB_ENV": "localstack"})
+    assert (localstack.env, localstack.emulator_port) == ("localstack", 4566)
+    moved = load_settings(
+        home | {"FLEETLAB_LAB_ENV": "localstack", "FLEETLAB_EMULATOR_PORT": "4600"}
+    )
+    assert moved.endpoint_url == "http://127.0.0.1:4600"
