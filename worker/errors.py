@@ -87,6 +87,13 @@ class ExecutionError(RequestError):
     code = "BINARY_FAILED"
 
 
+class BinaryCrashed(ExecutionError):
+    """Raised when the binary is killed by a signal: perhaps the request (a poison input), perhaps
+    the machine (the OOM killer, a dying host). Retried on later receives; answered on the last."""
+
+    code = "BINARY_CRASHED"
+
+
 class ExecutionTimeout(ExecutionError):
     """Raised when the service's binary runs past its time limit and is killed."""
 

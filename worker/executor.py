@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.errors import ExecutionError, ExecutionTimeout
+from worker.errors import BinaryCrashed, ExecutionError, ExecutionTimeout
 
 _POLL_S = 0.05
 _GRACE_S = 2.0
@@ -63,7 +63,7 @@ def run(
     if code is None:
         raise ExecutionTimeout(f"binary ran past its limit of {timeout_s:g} seconds and was killed")
     if code < 0:
-        raise ExecutionError(f"binary was killed by signal {signal.Signals(-code).name}")
+        raise BinaryCrashed(f"binary was killed by signal {signal.Signals(-code).name}")
     if code != 0:
         detail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         raise ExecutionError(f"binary exited with status {code}: {detail[0][:300]}")

@@ -19,6 +19,7 @@ from worker.claims import AlreadyDone, Claims, claim_key
 from worker.config import WorkerConfig
 from worker.deliver import Deliverer
 from worker.errors import (
+    BinaryCrashed,
     ClaimBusy,
     ClaimLost,
     DeliveryError,
@@ -125,6 +126,12 @@ class Pipeline:
         except ClaimLost as exc:
             self.log.event("fenced", status="lost", detail=str(exc), **ids)
             return self._outcome("fenced", message, request, started, code=exc.code)
+        except BinaryCrashed as exc:
+            # Back once this claim's lease has run out, so the next receiver takes it over.
+            delay = self.config.visibility_timeout_s + 1
+            self.queue.set_visibility([message], delay)
+            self.log.event("retry", status=exc.code, detail=f"{exc}; back in {delay}s", **ids)
+            return self._outcome("retried", message, request, started, code=exc.code)
         finally:
             self.inbox.stop()
         body = response.to_xml()
@@ -134,6 +141,8 @@ class Pipeline:
             self.log.event("fenced", status="lost", detail=str(exc), **ids)
             return self._outcome("fenced", message, request, started, code=exc.code)
         kind: Kind = "delivered" if response.status == "success" else "error-delivered"
+        if response.code == BinaryCrashed.code:
+            kind = "dead-lettered"  # a poison request: answered, and kept in the DLQ for a look
         return self.deliver(message, request.output, body, request, started, kind)
 
     def run(
@@ -155,6 +164,14 @@ class Pipeline:
             response = run_job(self.job, request, service, message.message_id, key, cancel)
         except ClaimLost:
             raise
+        except BinaryCrashed as exc:
+            if not message.last_receive(self.config.max_receive_count):
+                raise
+            self.log.event(
+                "error", status=exc.code, seconds=time.monotonic() - began, detail=str(exc), **ids
+            )
+            detail = f"{exc} on each of {message.receive_count} receives"
+            return error(message.message_id, exc.code, detail, service.name, request.request_id)
         except RequestError as exc:
             self.log.event(
                 "error", status=exc.code, seconds=time.monotonic() - began, detail=str(exc), **ids
@@ -219,7 +236,11 @@ class Pipeline:
                 "dead-lettered" if last else "retried", message, request, started, code=exc.code
             )
         self.log.event("delivered", detail=f"{done.target}, {done.attempts} attempt(s)", **ids)
-        self.inbox.settle(message)
+        if kind == "dead-lettered":
+            self.queue.set_visibility([message], 0)  # its next receive moves it to the DLQ
+            self.log.event("dead-letter", detail="answered; left for the dead-letter queue", **ids)
+        else:
+            self.inbox.settle(message)
         return self._outcome(kind, message, request, started)
 
     def _outcome(
