@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -62,6 +63,7 @@ def up(
             image.build(settings.home / "image")
         deploy(settings, lab_env, clients)
         low, high = bounds or (instances_n, instances_n)
+        save_bounds(settings.home, low, high)
         store = S3JsonStore(clients.s3, lab_env.bucket)
         scaler.write_config(store, {"min_instances": low, "max_instances": high})
         start_hypervisor(settings, env, backend)
@@ -71,10 +73,30 @@ def up(
     return lab_env
 
 
+BOUNDS = "fleet.json"
+
+
+def save_bounds(home: Path, low: int, high: int) -> None:
+    """Remember the fleet's bounds, so that a recovery can restore them."""
+    (home / BOUNDS).write_text(json.dumps({"min": low, "max": high}) + "\n")
+
+
+def load_bounds(home: Path) -> tuple[int, int]:
+    """The bounds ``lab up`` gave the fleet ((0, 0) when it launched none)."""
+    try:
+        data = json.loads((home / BOUNDS).read_text())
+        return int(data["min"]), int(data["max"])
+    except FileNotFoundError:
+        return 0, 0
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LabError(f"cannot read {home / BOUNDS}: {exc}") from None
+
+
 def instance_config(settings: LabSettings, lab_env: LabEnv) -> dict[str, str]:
     """What an instance's user-data carries: the worker's and the scaler's settings, never
     credentials (nor an id: each instance learns its own at boot)."""
     config = scaler.loop_env(settings, lab_env, "") | {"FLEETLAB_SPEED": LAB_SPEED}
+    config |= settings.instance_env
     drop = {*LAB_CREDENTIALS, "FLEETLAB_WORKER_ID", "FLEETLAB_WORK_DIR"}
     return {k: v for k, v in config.items() if k not in drop}
 

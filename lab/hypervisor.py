@@ -55,12 +55,24 @@ class Hypervisor:
         """Bring bodies in line with what EC2 says, once."""
         reap()
         every = instances.LIVE_STATES + instances.GONE_STATES
-        for instance in instances.fleet(self.ec2, self.fleet_name, every):
+        known = instances.fleet(self.ec2, self.fleet_name, every)
+        for instance in known:
             folder = self.folder / instance.id
             body = Body.load(folder)
             if instance.state in instances.LIVE_STATES and body is None:
                 self.give_body(instance.id, folder)
             elif instance.state in instances.GONE_STATES and body and not body.stopped:
+                self.take_body(body, folder)
+        self.stop_orphans({i.id for i in known})
+
+    def stop_orphans(self, known: set[str]) -> None:
+        """Stop bodies whose instance EC2 no longer knows at all: an emulator that restarted
+        empty forgot them, and a body without an instance would work on unseen."""
+        folders = sorted(self.folder.iterdir()) if self.folder.is_dir() else []
+        for folder in folders:
+            body = Body.load(folder)
+            if body and not body.stopped and body.instance_id not in known:
+                _log.info("%s is unknown to EC2: its body is an orphan", body.instance_id)
                 self.take_body(body, folder)
 
     def give_body(self, instance_id: str, folder: Path) -> None:
