@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import environment
@@ -31,6 +31,7 @@ class LabSettings:
     scaler_interval_s: float = 2.0  # the lab's scalers tick fast: its jobs take seconds
     scaler_lease_s: float = 10.0
     tools: Path = Path.home() / ".cache" / "fleetlab"  # emulators installed on demand
+    instance_env: Mapping[str, str] = field(default_factory=dict)  # extra worker settings
 
     @property
     def endpoint_url(self) -> str:
