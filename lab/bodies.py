@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from lab import procs
 from lab.resources import LAB_CREDENTIALS
 
 Liveness = Literal["alive", "frozen", "dead"]
@@ -121,13 +122,19 @@ class ProcessBackend:
         return self.start(body.instance_id, folder, script, body_env())
 
     def signal(self, body: Body, sig: signal.Signals) -> bool:
-        """Send ``sig`` to the body's whole process group; False if it is gone."""
+        """Send ``sig`` to the body's process group; False if it is gone. A fault (anything but
+        SIGTERM) reaches every process of the body, as it would every process of a machine,
+        the binaries in their own sessions too; SIGTERM is a shutdown, which the worker drains."""
         if liveness(body) == "dead":
             return False
+        others = [] if sig == signal.SIGTERM else procs.descendants(body.pid)
         try:
             os.killpg(body.pid, sig)
         except ProcessLookupError:
             return False
+        for pid in others:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
         return True
 
     def stop(self, body: Body, grace_s: float) -> None:
@@ -140,8 +147,9 @@ class ProcessBackend:
         while time.monotonic() < deadline and _group_alive(body.pid):
             reap(body.pid)
             time.sleep(0.1)
+        self.signal(body, signal.SIGKILL)  # with the binaries, if the body still runs
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(body.pid, signal.SIGKILL)
+            os.killpg(body.pid, signal.SIGKILL)  # and whatever is left of its group
 
 
 def reap(pid: int = -1) -> None:

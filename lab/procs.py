@@ -82,6 +82,23 @@ def stop(name: str, pids: Path, grace_s: float = 30.0) -> bool:
     return was_alive
 
 
+def descendants(pid: int) -> list[int]:
+    """Pids of every live descendant of ``pid`` (through the parent pids in /proc), including
+    those that started sessions of their own, as the worker's binaries do."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        kids = children.get(queue.pop(), [])
+        found.extend(kids)
+        queue.extend(kids)
+    return found
+
+
 def _signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
