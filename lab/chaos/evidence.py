@@ -1,0 +1,211 @@
+"""Evidence gathered apart from the workers' own claims: what the callback receiver received,
+what reached the response and dead-letter queues, the activity log in CloudWatch Logs, the claim
+documents in S3 and EC2's instances. The tally of a scenario is computed from these alone."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lab.chaos.report import Tally
+from lab.resources import AwsClients, LabEnv
+from lab.results import parse_response
+from worker import ec2
+from worker.request import salvage_envelope
+
+# worker msgid reqid [date] "event service" status seconds "detail"
+_LINE = re.compile(
+    r'^(?P<worker>\S+) (?P<message_id>\S+) (?P<request_id>\S+) \[[^\]]+\] "(?P<event>\S+) '
+    r'(?P<service>\S+)" (?P<status>\S+) (?P<seconds>\S+) "(?P<detail>.*)"$'
+)
+_MAX_REQUEST = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Response:
+    """One response as it arrived, keyed by the request id it answers."""
+
+    request_id: str
+    message_id: str
+    via: str  # callback or queue
+    body: str
+    at: float  # when it arrived (the receiver's clock, or when the queue was read)
+    status: str
+    code: str | None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One activity-log line."""
+
+    worker: str
+    message_id: str
+    request_id: str
+    event: str
+    status: str
+    detail: str
+
+
+@dataclass
+class Evidence:
+    """Everything gathered; the response queue is read as the scenario goes (reading takes)."""
+
+    queue: list[Response] = field(default_factory=list)
+    callbacks: list[Response] = field(default_factory=list)
+    dead_letters: dict[str, str] = field(default_factory=dict)  # DLQ message id -> request id
+    activity: list[Line] = field(default_factory=list)
+    claims: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def responses(self) -> list[Response]:
+        """Every response, by either road."""
+        return self.callbacks + self.queue
+
+    def lines(self, event: str, request_id: str | None = None) -> list[Line]:
+        """Activity lines of one event (for one request id)."""
+        return [
+            x
+            for x in self.activity
+            if x.event == event and (request_id is None or x.request_id == request_id)
+        ]
+
+    def runs(self, request_id: str) -> int:
+        """Completed runs of the binary for a request (killed or fenced runs don't count)."""
+        return len(self.lines("ran", request_id))
+
+    def tally(self, sent: list[str]) -> Tally:
+        """Count what happened to the requests ``sent`` (request ids, unique)."""
+        bodies: dict[str, set[str]] = {}
+        for response in self.responses:
+            bodies.setdefault(response.request_id, set()).add(_comparable(response.body))
+        in_dlq = set(self.dead_letters.values())
+        answered = [r for r in sent if r in bodies]
+        duplicates = [r for r in sent if self.runs(r) > 1 or len(bodies.get(r, ())) > 1]
+        dead = [r for r in sent if r in in_dlq]
+        lost = [r for r in sent if r not in bodies and r not in in_dlq]
+        return Tally(len(sent), len(answered), len(duplicates), len(dead), len(lost))
+
+
+def _comparable(body: str) -> str:
+    # The same response re-sent is byte-identical; normalise only line endings and edges.
+    return body.replace("\r\n", "\n").strip()
+
+
+def read_queue(clients: AwsClients, url: str, now: float) -> list[Response]:
+    """Take every response now on the response queue."""
+    found: list[Response] = []
+    while True:
+        reply = clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = reply.get("Messages", [])
+        if not messages:
+            return found
+        for message in messages:
+            found.append(_response(message["Body"], "queue", now))
+        clients.sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
+
+
+def read_callbacks(receiver_url: str) -> list[Response]:
+    """Everything the callback receiver recorded (its journal), with its arrival times."""
+    with urllib.request.urlopen(f"{receiver_url}/callbacks", timeout=5) as reply:  # noqa: S310
+        entries = json.loads(reply.read())
+    return [_response(e["body"], "callback", float(e["at"])) for e in entries]
+
+
+def _response(body: str, via: str, at: float) -> Response:
+    parsed = parse_response(body, via)
+    return Response(
+        request_id=parsed.request_id or f"message:{parsed.message_id}",
+        message_id=parsed.message_id,
+        via=via,
+        body=body,
+        at=at,
+        status=parsed.status,
+        code=parsed.code,
+    )
+
+
+def read_dead_letters(clients: AwsClients, url: str) -> dict[str, str]:
+    """Every message in the dead-letter queue: message id -> request id (read, left there, and
+    hidden for a while: keep what was read)."""
+    found: dict[str, str] = {}
+    for _ in range(20):
+        reply = clients.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
+        )
+        messages = reply.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            envelope = salvage_envelope(message["Body"].encode(), _MAX_REQUEST)
+            found[message["MessageId"]] = envelope.request_id or f"message:{message['MessageId']}"
+    return found
+
+
+def read_activity(clients: AwsClients, log_group: str) -> list[Line]:
+    """Every activity line the fleet shipped to CloudWatch Logs."""
+    lines: list[Line] = []
+    paginator = clients.logs.get_paginator("filter_log_events")
+    for page in paginator.paginate(logGroupName=log_group):
+        for event in page.get("events", []):
+            match = _LINE.match(event.get("message", ""))
+            if match:
+                g = match.groupdict()
+                lines.append(
+                    Line(
+                        g["worker"],
+                        g["message_id"],
+                        g["request_id"],
+                        g["event"],
+                        g["status"],
+                        g["detail"],
+                    )
+                )
+    return lines
+
+
+def read_claims(clients: AwsClients, bucket: str) -> dict[str, dict[str, Any]]:
+    """Every claim document, by key."""
+    claims: dict[str, dict[str, Any]] = {}
+    paginator = clients.s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix="claims/"):
+        for item in page.get("Contents", []):
+            body = clients.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
+            try:
+                claims[item["Key"]] = json.loads(body.read())
+            finally:
+                body.close()
+    return claims
+
+
+def gather(clients: AwsClients, env: LabEnv, evidence: Evidence, now: float) -> Evidence:
+    """Complete ``evidence`` from every source at the end of a scenario."""
+    evidence.queue += read_queue(clients, env.response_queue_url, now)
+    evidence.callbacks = read_callbacks(env.receiver_url)
+    evidence.dead_letters |= read_dead_letters(clients, env.dead_letter_queue_url)
+    evidence.activity = read_activity(clients, env.log_group)
+    evidence.claims = read_claims(clients, env.bucket)
+    return evidence
+
+
+def fleet_size(clients: AwsClients, env: LabEnv) -> int:
+    """Instances EC2 says are pending or running (0 when EC2 cannot be asked)."""
+    try:
+        return len(ec2.fleet(clients.ec2, env.env))
+    except (BotoCoreError, ClientError):
+        return 0
+
+
+def workers_of(evidence: Evidence, event: str) -> Counter[str]:
+    """How many ``event`` lines each worker logged."""
+    return Counter(x.worker for x in evidence.lines(event))

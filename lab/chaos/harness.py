@@ -1,0 +1,291 @@
+"""A clean lab for one scenario: its own folder, ports, emulator, receiver, hypervisor and fleet;
+real requests in, faults injected through the hypervisor, queue and HTTP primitives, and the
+timeline of what was done when."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lab import faults, fleet, instances, procs
+from lab.chaos.evidence import (
+    Evidence,
+    Response,
+    fleet_size,
+    gather,
+    read_callbacks,
+    read_dead_letters,
+    read_queue,
+)
+from lab.chaos.report import Check
+from lab.errors import LabError
+from lab.resources import AwsClients, LabEnv
+from lab.settings import LabSettings
+from lab.submit import Auth, JobSpec, build_xml, send
+from worker.store import S3JsonStore
+
+T = TypeVar("T")
+
+# Compressed time for every scenario's workers (and the instances' scalers).
+FAST_WORKER = {
+    "FLEETLAB_WAIT_TIME": "1",
+    "FLEETLAB_HEARTBEAT_INTERVAL": "1",
+    "FLEETLAB_CALLBACK_BACKOFF": "0.1",
+    "FLEETLAB_CALLBACK_BACKOFF_CAP": "0.5",
+    "FLEETLAB_LOG_FLUSH": "0.2",
+    "FLEETLAB_STATUS_INTERVAL": "1",
+}
+CALLBACK_AUTH = Auth(*fleet.CALLBACK_AUTH.split(":", 1))
+
+
+class ScenarioFailed(LabError):
+    """Raised when a scenario cannot go on (the lab did not reach a state it needs)."""
+
+    code = "CHAOS_SCENARIO_FAILED"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The lab a scenario starts from."""
+
+    instances: int = 2
+    bounds: tuple[int, int] | None = None  # scaler's min, max (default: instances, instances)
+    visibility_timeout_s: int = 6
+    max_receive_count: int = 3
+    worker_env: Mapping[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ChaosLab:
+    """One scenario's lab, from ``up`` to ``down``."""
+
+    def __init__(self, base: LabSettings, name: str, seed: int, setup: Setup) -> None:
+        self.name = name
+        self.rng = random.Random(f"{seed}:{name}")  # noqa: S311 (timings, not secrets); same seed, same choices and timings
+        self.setup = setup
+        self.settings = replace(
+            base,
+            home=base.home / "chaos" / name,
+            emulator_port=free_port(),
+            receiver_port=free_port(),
+            visibility_timeout_s=setup.visibility_timeout_s,
+            max_receive_count=setup.max_receive_count,
+            instance_env=FAST_WORKER | dict(setup.worker_env),
+        )
+        self.started = time.monotonic()
+        self.timeline: list[tuple[float, str]] = []
+        self.evidence = Evidence()
+        self.sent: dict[str, float] = {}  # request id -> wall time sent
+        self.fleet_samples: list[tuple[float, int]] = []
+        self.figures: dict[str, float] = {}
+        self._env: LabEnv | None = None
+        self._clients: AwsClients | None = None
+
+    # ---------------------------------------------------------------------------- up and down
+
+    @property
+    def env(self) -> LabEnv:
+        if self._env is None:
+            raise ScenarioFailed("the scenario's lab is not up")
+        return self._env
+
+    @property
+    def clients(self) -> AwsClients:
+        if self._clients is None:
+            self._clients = AwsClients.for_env(self.env)
+        return self._clients
+
+    @property
+    def store(self) -> S3JsonStore:
+        return S3JsonStore(self.clients.s3, self.env.bucket)
+
+    def up(self) -> None:
+        """A clean lab: the scenario's folder emptied, then everything started afresh."""
+        home = self.settings.home
+        if procs.running(self.settings.pids):
+            fleet.down(self.settings, grace_s=10)
+        shutil.rmtree(home, ignore_errors=True)
+        self._env = fleet.up(self.settings, 0, self.setup.instances, "process", self.setup.bounds)
+        self.mark(f"lab up: {self.setup.instances} instance(s) on {self.settings.env}")
+        self.wait(lambda: len(self.idle()) >= self.setup.instances, 90, "instances idle")
+
+    def down(self) -> None:
+        """Stop everything this scenario started (its folder stays, for its logs)."""
+        fleet.down(self.settings, grace_s=20)
+
+    # ------------------------------------------------------------------------------- timeline
+
+    def now(self) -> float:
+        """Seconds since the scenario began."""
+        return time.monotonic() - self.started
+
+    def mark(self, what: str) -> None:
+        """Put ``what`` on the timeline."""
+        self.timeline.append((self.now(), what))
+
+    def pause(self, low_s: float, high_s: float) -> float:
+        """Sleep a seeded random time in [low_s, high_s]; return it."""
+        seconds = self.rng.uniform(low_s, high_s)
+        time.sleep(seconds)
+        return seconds
+
+    # ---------------------------------------------------------------------------------- input
+
+    def video(self, seconds: float, fault: str | None = None) -> str:
+        """An input the analyser spends about ``seconds`` on in the lab (or fails on with
+        ``fault``): its CPU time, spread over every core as the binary does, at the lab's speed."""
+        duration = seconds * (os.cpu_count() or 1) / float(fleet.LAB_SPEED)
+        header = f"FAKEVIDEO duration={duration:g}" + (f" fault={fault}" if fault else "")
+        key = f"chaos/{duration:g}{'-' + fault if fault else ''}.fakevideo"
+        self.clients.s3.put_object(Bucket=self.env.bucket, Key=key, Body=header.encode() + b"\n")
+        return f"s3://{self.env.bucket}/{key}"
+
+    def submit(
+        self, request_id: str, input_url: str, callback: bool = False, copies: int = 1
+    ) -> list[str]:
+        """Send a request (``copies`` identical messages); return the SQS message ids."""
+        spec = JobSpec(
+            "analyze",
+            input_url,
+            params=[("R", str(self.rng.randint(-100, 100)))],
+            response="callback" if callback else "queue",
+            callback_url=f"{self.env.receiver_url}/callback" if callback else None,
+            callback_auth=CALLBACK_AUTH if callback else None,
+            request_id=request_id,
+        )
+        body = build_xml(spec)
+        self.sent.setdefault(request_id, time.time())
+        return [send(self.clients.sqs, self.env.request_queue_url, body) for _ in range(copies)]
+
+    # ------------------------------------------------------------------------------- watching
+
+    def wait(self, check: Callable[[], T | None], timeout_s: float, what: str) -> T:
+        """Poll ``check`` (reading the response queue and sampling the fleet meanwhile) until it
+        returns something truthy; ``ScenarioFailed`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.poll()
+            value = check()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise ScenarioFailed(f"timed out after {timeout_s:g} s waiting for {what}")
+            time.sleep(0.25)
+
+    def poll(self) -> None:
+        """Read the response queue (reading takes the messages) and sample the fleet's size; an
+        emulator that is away (restarting, say) is simply not read this time."""
+        with contextlib.suppress(BotoCoreError, ClientError):
+            self.evidence.queue += read_queue(
+                self.clients, self.env.response_queue_url, time.time()
+            )
+        self.fleet_samples.append((time.time(), fleet_size(self.clients, self.env)))
+
+    def dead_letters(self) -> list[str]:
+        """Request ids in the dead-letter queue so far (kept: a read hides them a while)."""
+        found = read_dead_letters(self.clients, self.env.dead_letter_queue_url)
+        self.evidence.dead_letters |= found
+        return sorted(self.evidence.dead_letters.values())
+
+    def answered(self, request_ids: list[str] | None = None) -> bool:
+        """True once every request in ``request_ids`` (default: all sent) has a response."""
+        wanted = set(self.sent if request_ids is None else request_ids)
+        have = {r.request_id for r in self.evidence.queue} | {
+            r.request_id for r in self.callbacks()
+        }
+        return wanted <= have
+
+    def callbacks(self) -> list[Response]:
+        """What the callback receiver has recorded so far."""
+        return read_callbacks(self.env.receiver_url)
+
+    def status(self, instance_id: str) -> dict[str, Any]:
+        """An instance's status document (empty before its first one)."""
+        found = self.store.read(f"status/{instance_id}.json")
+        return dict(found.doc) if found else {}
+
+    def live(self) -> list[str]:
+        """Instances EC2 says are running."""
+        return [i.id for i in instances.fleet(self.clients.ec2, self.env.env, ("running",))]
+
+    def idle(self) -> list[str]:
+        """Running instances whose worker says idle."""
+        return [i for i in self.live() if self.status(i).get("state") == "idle"]
+
+    def running_job(self, message_id: str) -> str | None:
+        """The instance whose worker reports ``message_id`` as its current job."""
+        for instance_id in self.live():
+            if self.status(instance_id).get("current_request") == message_id:
+                return instance_id
+        return None
+
+    # --------------------------------------------------------------------------------- faults
+
+    def fault(self, action: str, instance_id: str) -> None:
+        """crash, freeze or thaw an instance's body (EC2 is not told)."""
+        faults.act(self.settings.home, instance_id, action)
+        self.mark(f"{action} {instance_id}")
+
+    def receiver(self, **command: Any) -> None:
+        """Send a fault command to the callback receiver (``fail_next``, ``delay_s``)."""
+        request = urllib.request.Request(  # noqa: S310 (the lab's receiver, on loopback)
+            f"{self.env.receiver_url}/control",
+            data=json.dumps(command).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 (loopback)
+            pass
+        self.mark(f"receiver {', '.join(f'{k}={v}' for k, v in command.items())}")
+
+    # ------------------------------------------------------------------------------- evidence
+
+    def gather(self) -> Evidence:
+        """Complete the evidence from every source; flushes of the activity log are awaited."""
+        time.sleep(1.0)  # the workers ship their log lines every 0.2 s
+        return gather(self.clients, self.env, self.evidence, time.time())
+
+
+def check(rule: str, ok: bool, detail: str = "") -> Check:
+    """A checked rule."""
+    return Check(rule, bool(ok), detail)
+
+
+def base_rules(evidence: Evidence, sent: list[str]) -> list[Check]:
+    """DESIGN.md's rules every scenario checks on its evidence."""
+    tally = evidence.tally(sent)
+    reasons = {x.request_id for x in evidence.lines("dead-letter")}
+    unexplained = [r for r in evidence.dead_letters.values() if r in sent and r not in reasons]
+    differing = [
+        r
+        for r in sent
+        if len({x.body.strip() for x in evidence.responses if x.request_id == r}) > 1
+    ]
+    return [
+        check(
+            "nothing lost",
+            tally.lost == 0,
+            f"{tally.lost} of {tally.sent} neither answered nor dead-lettered"
+            if tally.lost
+            else f"{tally.sent} accounted for",
+        ),
+        check("dead letters carry their reason", not unexplained, ", ".join(unexplained)),
+        check("repeated responses are identical", not differing, ", ".join(differing)),
+    ]
