@@ -9,7 +9,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -66,13 +65,6 @@ class Setup:
     worker_env: Mapping[str, str] = field(default_factory=dict)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ChaosLab:
     """One scenario's lab, from ``up`` to ``down``."""
 
@@ -83,8 +75,8 @@ class ChaosLab:
         self.settings = replace(
             base,
             home=base.home / "chaos" / name,
-            emulator_port=free_port(),
-            receiver_port=free_port(),
+            emulator_port=procs.free_port(),
+            receiver_port=procs.free_port(),
             visibility_timeout_s=setup.visibility_timeout_s,
             max_receive_count=setup.max_receive_count,
             instance_env=FAST_WORKER | dict(setup.worker_env),

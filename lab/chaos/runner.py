@@ -26,6 +26,7 @@ def run(
     try:
         lab.up()
         checks = scenario.run(lab)
+        lab.mark("settled; evidence gathered")
     except (FleetlabError, BotoCoreError, ClientError, OSError, KeyError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"
         lab.mark(f"stopped: {error}")
@@ -39,6 +40,7 @@ def run(
     finally:
         try:
             lab.down()
+            lab.mark("lab down")
         except (FleetlabError, OSError) as exc:
             error = error or f"lab down failed: {exc}"
     report = ScenarioReport(
