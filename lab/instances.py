@@ -61,9 +61,12 @@ def ensure_template(ec2: EC2Client, fleet: str, user_data: str, instance_type: s
         if "AlreadyExists" not in str(exc.response.get("Error", {}).get("Code", "")):
             raise
     version = ec2.create_launch_template_version(LaunchTemplateName=name, LaunchTemplateData=data)  # type: ignore[arg-type]
-    number = str(version["LaunchTemplateVersion"]["VersionNumber"])
-    ec2.modify_launch_template(LaunchTemplateName=name, DefaultVersion=number)
-    return version["LaunchTemplateVersion"]["LaunchTemplateId"]
+    made_version = version["LaunchTemplateVersion"]
+    # By id: LocalStack 4.13 fails ModifyLaunchTemplate given only the name (AWS takes either).
+    template_id = made_version["LaunchTemplateId"]
+    number = str(made_version["VersionNumber"])
+    ec2.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion=number)
+    return template_id
 
 
 def scale(ec2: EC2Client, name: str, wanted: int) -> tuple[list[str], list[str]]:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab import faults, fleet, instances, procs
+from lab.bodies import reap
 from lab.chaos.evidence import (
     Evidence,
     Response,
@@ -121,6 +122,7 @@ class ChaosLab:
     def down(self) -> None:
         """Stop everything this scenario started (its folder stays, for its logs)."""
         fleet.down(self.settings, grace_s=20)
+        reap()  # bodies a rollout restarted are this process's children
 
     # ------------------------------------------------------------------------------- timeline
 
