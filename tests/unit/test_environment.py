@@ -50,3 +50,12 @@ def test_settings_follow_the_environment(tmp_path: Path) -> None:
         home | {"FLEETLAB_LAB_ENV": "localstack", "FLEETLAB_EMULATOR_PORT": "4600"}
     )
     assert moved.endpoint_url == "http://127.0.0.1:4600"
+
+
+def test_lab_up_never_starts_an_emulator_for_aws(tmp_path: Path) -> None:
+    from lab import fleet
+    from lab.settings import LabSettings
+
+    with pytest.raises(LabError, match="lab provision"):
+        fleet.up(LabSettings(home=tmp_path, env="aws"))
+    assert not (tmp_path / "pids").exists()
