@@ -21,3 +21,22 @@ class StartFailed(LabError):
     """Raised when a lab process (emulator, worker, receiver) does not come up."""
 
     code = "START_FAILED"
+
+
+class NotOurs(LabError):
+    """Raised when a resource by the fleet's name exists but is not tagged for this environment:
+    provisioning does not adopt it, teardown does not remove it."""
+
+    code = "NOT_OURS"
+
+
+class NoCredentials(LabError):
+    """Raised when AWS has no credentials for the lab, or refuses the ones it has."""
+
+    code = "NO_CREDENTIALS"
+
+
+class ImageNotFound(LabError):
+    """Raised when the image the fleet should boot cannot be found."""
+
+    code = "IMAGE_NOT_FOUND"

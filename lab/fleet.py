@@ -25,11 +25,14 @@ RECEIVER = "receiver"
 HYPERVISOR = "hypervisor"
 CALLBACK_AUTH = "dirk:tellnoone"  # the article's example credentials, as in schemas/examples
 MEDIA_AUTH = "dirk:mylilsecret"
-LAB_SPEED = "0.01"  # a 180 s video takes 1.8 s of CPU in the lab
 
 
-def base_env() -> dict[str, str]:
-    """The parent environment without AWS settings that would point elsewhere."""
+def base_env(env_name: str = environment.DEFAULT) -> dict[str, str]:
+    """The parent environment for a lab process. On an emulator: without AWS settings that
+    would point elsewhere, with the fake keys. On AWS: the caller's own credentials chain
+    (profile, keys, SSO), only the lab's ``FLEETLAB_*`` dropped."""
+    if env_name not in environment.EMULATED:
+        return {k: v for k, v in os.environ.items() if not k.startswith("FLEETLAB_")}
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLEETLAB_"))}
     return keep | LAB_CREDENTIALS | {"AWS_EC2_METADATA_DISABLED": "true"}
 
@@ -50,7 +53,7 @@ def up(
             f"`lab up` runs the lab on an emulator; the {settings.env!r} environment is "
             "brought up with `lab provision` (see `lab env show`)"
         )
-    env = base_env()
+    env = base_env(settings.env)
     emulator.start(settings, env)
     lab_env = ensure(settings, AwsClients(settings.region, settings.endpoint_url), settings.env)
     lab_env.save(settings.home)
@@ -95,7 +98,9 @@ def load_bounds(home: Path) -> tuple[int, int]:
 def instance_config(settings: LabSettings, lab_env: LabEnv) -> dict[str, str]:
     """What an instance's user-data carries: the worker's and the scaler's settings, never
     credentials (nor an id: each instance learns its own at boot)."""
-    config = scaler.loop_env(settings, lab_env, "") | {"FLEETLAB_SPEED": LAB_SPEED}
+    config = scaler.loop_env(settings, lab_env, "") | {"FLEETLAB_SPEED": f"{settings.job_speed:g}"}
+    if settings.boot_packages:
+        config["FLEETLAB_BOOT_PACKAGES"] = " ".join(settings.boot_packages)
     config |= settings.instance_env
     drop = {*LAB_CREDENTIALS, "FLEETLAB_WORKER_ID", "FLEETLAB_WORK_DIR"}
     return {k: v for k, v in config.items() if k not in drop}
@@ -152,10 +157,10 @@ def start_worker(
     settings: LabSettings, lab_env: LabEnv, name: str, extra: dict[str, str] | None = None
 ) -> int:
     """Start one worker process named ``name`` with its own working folder."""
-    env = base_env() | lab_env.worker_env() | {
+    env = base_env(lab_env.env) | lab_env.worker_env() | {
         "FLEETLAB_WORKER_ID": name,
         "FLEETLAB_WORK_DIR": str(settings.home / "workers" / name),
-        "FLEETLAB_SPEED": LAB_SPEED,
+        "FLEETLAB_SPEED": f"{settings.job_speed:g}",
     } | (extra or {})  # fmt: skip
     argv = [sys.executable, "-m", "worker"]
     return procs.start(name, argv, settings.pids, settings.logs, env, Path.cwd())
@@ -180,7 +185,7 @@ def retire_fleet(settings: LabSettings, grace_s: float) -> list[str]:
     with contextlib.suppress(NotRunning, BotoCoreError, ClientError):
         lab_env = LabEnv.load(settings.home)
         hypervisor_up = HYPERVISOR in procs.running(settings.pids)
-        if hypervisor_up and emulator.ready(lab_env.env, lab_env.endpoint_url):
+        if hypervisor_up and emulator.ready(lab_env.env, lab_env.endpoint_url or ""):
             clients = AwsClients.for_env(lab_env)
             # The fleet's own scalers would replace what is terminated here: unconfigure them
             # first; one mid-tick may still launch, so terminate until nothing new appears.

@@ -9,36 +9,41 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 
+from lab import environment
 from lab.errors import NotRunning
 from lab.settings import LabSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_iam import IAMClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
 
 LAB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
 @dataclass(frozen=True)
 class LabEnv:
-    """Everything an AWS client needs to talk to the lab."""
+    """Everything an AWS client needs to talk to the lab (or, for ``aws``, to the fleet)."""
 
     env: str
     region: str
-    endpoint_url: str
+    endpoint_url: str | None  # None on AWS: boto3's own resolution (AWS_ENDPOINT_URL included)
     request_queue_url: str
     response_queue_url: str
     dead_letter_queue_url: str
     bucket: str
     log_group: str
-    receiver_url: str
+    receiver_url: str | None  # the lab's callback receiver; AWS has none
     max_receive_count: int
     visibility_timeout_s: int
 
@@ -55,12 +60,20 @@ class LabEnv:
         except (OSError, ValueError, TypeError):
             raise NotRunning("no lab environment here; run `lab up` first") from None
 
+    @property
+    def emulated(self) -> bool:
+        """True on an emulator, where any key is accepted; False on AWS (the credentials chain)."""
+        return self.env in environment.EMULATED
+
     def worker_env(self) -> dict[str, str]:
-        """The variables a worker is configured from."""
+        """The variables a worker is configured from (the emulators' fake keys included; on
+        AWS no keys at all: the worker's boto3 takes the instance role or the caller's chain)."""
+        endpoint = {"FLEETLAB_ENDPOINT_URL": self.endpoint_url} if self.endpoint_url else {}
+        keys = LAB_CREDENTIALS if self.emulated else {}
         return {
             "FLEETLAB_ENV": self.env,
             "AWS_REGION": self.region,
-            "FLEETLAB_ENDPOINT_URL": self.endpoint_url,
+            **endpoint,
             "FLEETLAB_REQUEST_QUEUE_URL": self.request_queue_url,
             "FLEETLAB_RESPONSE_QUEUE_URL": self.response_queue_url,
             "FLEETLAB_DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
@@ -68,19 +81,25 @@ class LabEnv:
             "FLEETLAB_LOG_GROUP": self.log_group,
             "FLEETLAB_MAX_RECEIVE_COUNT": str(self.max_receive_count),
             "FLEETLAB_VISIBILITY_TIMEOUT": str(self.visibility_timeout_s),
-        } | LAB_CREDENTIALS
+        } | keys
 
 
 class AwsClients:
-    """The clients the lab uses, pointed at one endpoint."""
+    """The clients the lab uses, pointed at one endpoint.
 
-    def __init__(self, region: str, endpoint_url: str | None) -> None:
-        keys = _credentials(endpoint_url)
-        session = boto3.session.Session(
+    On an emulator (``emulated``) they sign with the emulators' fake keys; otherwise they take
+    the usual credentials chain (profile, environment, SSO, instance role) and boto3 resolves
+    the endpoint itself when ``endpoint_url`` is None, ``AWS_ENDPOINT_URL`` included.
+    """
+
+    def __init__(self, region: str, endpoint_url: str | None, emulated: bool = True) -> None:
+        keys = LAB_CREDENTIALS if emulated else {}
+        self._session = session = boto3.session.Session(
             region_name=region,
-            aws_access_key_id=keys.get("aws_access_key_id"),
-            aws_secret_access_key=keys.get("aws_secret_access_key"),
+            aws_access_key_id=keys.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=keys.get("AWS_SECRET_ACCESS_KEY"),
         )
+        self._endpoint = endpoint_url
         self.sqs: SQSClient = session.client("sqs", endpoint_url=endpoint_url)
         self.s3: S3Client = session.client("s3", endpoint_url=endpoint_url)
         self.logs: CloudWatchLogsClient = session.client("logs", endpoint_url=endpoint_url)
@@ -89,17 +108,31 @@ class AwsClients:
     @classmethod
     def for_env(cls, env: LabEnv) -> AwsClients:
         """Clients for a saved lab environment."""
-        return cls(env.region, env.endpoint_url)
+        return cls(env.region, env.endpoint_url, env.emulated)
 
+    # Provisioning alone needs these three: made on first use.
+    @cached_property
+    def iam(self) -> IAMClient:
+        """IAM (the instances' role and profile)."""
+        client: IAMClient = self._session.client("iam", endpoint_url=self._endpoint)
+        return client
 
-def _credentials(endpoint_url: str | None) -> dict[str, str]:
-    # Emulators accept any key; AWS takes the usual credentials chain instead.
-    if endpoint_url is None:
-        return {}
-    return {
-        "aws_access_key_id": LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": LAB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    }
+    @cached_property
+    def ssm(self) -> SSMClient:
+        """SSM (the public parameters that name current images)."""
+        client: SSMClient = self._session.client("ssm", endpoint_url=self._endpoint)
+        return client
+
+    @cached_property
+    def sts(self) -> STSClient:
+        """STS (who the caller is: the account in every ARN)."""
+        client: STSClient = self._session.client("sts", endpoint_url=self._endpoint)
+        return client
+
+    @property
+    def region(self) -> str:
+        """The region these clients call."""
+        return str(self._session.region_name)
 
 
 def ensure(settings: LabSettings, clients: AwsClients, env_name: str = "local") -> LabEnv:

@@ -32,9 +32,11 @@ LAB_POLICY = ScalerConfig(
 )
 
 
-def write_config(store: JsonStore, changes: dict[str, Any]) -> ScalerConfig:
-    """Merge ``changes`` into the stored settings (the lab's defaults when none); validated."""
-    current = read_policy(store) or LAB_POLICY
+def write_config(
+    store: JsonStore, changes: dict[str, Any], defaults: ScalerConfig = LAB_POLICY
+) -> ScalerConfig:
+    """Merge ``changes`` into the stored settings (``defaults`` when none); validated."""
+    current = read_policy(store) or defaults
     config = policy_from(asdict(current) | changes)
     store.put(CONFIG_KEY, asdict(config))
     return config

@@ -191,7 +191,7 @@ def read_claims(clients: AwsClients, bucket: str) -> dict[str, dict[str, Any]]:
 def gather(clients: AwsClients, env: LabEnv, evidence: Evidence, now: float) -> Evidence:
     """Complete ``evidence`` from every source at the end of a scenario."""
     evidence.queue += read_queue(clients, env.response_queue_url, now)
-    evidence.callbacks = read_callbacks(env.receiver_url)
+    evidence.callbacks = read_callbacks(env.receiver_url) if env.receiver_url else []
     evidence.dead_letters |= read_dead_letters(clients, env.dead_letter_queue_url)
     evidence.activity = read_activity(clients, env.log_group)
     evidence.claims = read_claims(clients, env.bucket)

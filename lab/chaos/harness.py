@@ -106,6 +106,12 @@ class ChaosLab:
         return self._clients
 
     @property
+    def receiver_url(self) -> str:
+        if self.env.receiver_url is None:
+            raise ScenarioFailed("this lab has no callback receiver")
+        return self.env.receiver_url
+
+    @property
     def store(self) -> S3JsonStore:
         return S3JsonStore(self.clients.s3, self.env.bucket)
 
@@ -145,7 +151,7 @@ class ChaosLab:
     def video(self, seconds: float, fault: str | None = None) -> str:
         """An input the analyser spends about ``seconds`` on in the lab (or fails on with
         ``fault``): its CPU time, spread over every core as the binary does, at the lab's speed."""
-        duration = seconds * (os.cpu_count() or 1) / float(fleet.LAB_SPEED)
+        duration = seconds * (os.cpu_count() or 1) / self.settings.job_speed
         header = f"FAKEVIDEO duration={duration:g}" + (f" fault={fault}" if fault else "")
         key = f"chaos/{duration:g}{'-' + fault if fault else ''}.fakevideo"
         self.clients.s3.put_object(Bucket=self.env.bucket, Key=key, Body=header.encode() + b"\n")
@@ -160,7 +166,7 @@ class ChaosLab:
             input_url,
             params=[("R", str(self.rng.randint(-100, 100)))],
             response="callback" if callback else "queue",
-            callback_url=f"{self.env.receiver_url}/callback" if callback else None,
+            callback_url=f"{self.receiver_url}/callback" if callback else None,
             callback_auth=CALLBACK_AUTH if callback else None,
             request_id=request_id,
         )
@@ -208,7 +214,7 @@ class ChaosLab:
 
     def callbacks(self) -> list[Response]:
         """What the callback receiver has recorded so far."""
-        return read_callbacks(self.env.receiver_url)
+        return read_callbacks(self.receiver_url)
 
     def status(self, instance_id: str) -> dict[str, Any]:
         """An instance's status document (empty before its first one)."""
@@ -240,7 +246,7 @@ class ChaosLab:
     def receiver(self, **command: Any) -> None:
         """Send a fault command to the callback receiver (``fail_next``, ``delay_s``)."""
         request = urllib.request.Request(  # noqa: S310 (the lab's receiver, on loopback)
-            f"{self.env.receiver_url}/control",
+            f"{self.receiver_url}/control",
             data=json.dumps(command).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",

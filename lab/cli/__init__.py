@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lab.cli import chaos, env, fleet, image, instance, jobs, observe, plan, scaler
+from lab.cli import chaos, cloud, env, fleet, image, instance, jobs, observe, plan, scaler
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run fleetlab on one machine.")
 app.add_typer(env.app, name="env")
@@ -16,6 +16,7 @@ fleet.register(app)
 jobs.register(app)
 observe.register(app)
 plan.register(app)
+cloud.register(app)
 
 
 def main() -> None:

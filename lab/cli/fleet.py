@@ -73,7 +73,7 @@ def run_samples(lab_env: LabEnv, wait: float) -> bool:
     while len(results) < len(sent) and time.monotonic() < deadline:
         for result in from_queue(clients.sqs, lab_env.response_queue_url, wait_s=1.0):
             results[result.message_id] = result
-        for result in from_receiver(lab_env.receiver_url):
+        for result in from_receiver(lab_env.receiver_url) if lab_env.receiver_url else []:
             results[result.message_id] = result
     for message_id, name in sent.items():
         found = results.get(message_id)
@@ -126,6 +126,11 @@ def deploy(
     with errors_to_exit():
         config = settings()
         lab_env = LabEnv.load(config.home)
+        if rollout and not lab_env.emulated:
+            raise LabError(
+                "--rollout re-deploys the lab's instance bodies; on AWS an instance takes the "
+                "new bundle when it boots: deploy, then replace instances (`lab scale`)"
+            )
         clients = AwsClients.for_env(lab_env)
         made = fleet.deploy(config, lab_env, clients, broken=broken)
         typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")

@@ -26,7 +26,8 @@ def run(
     The same loop as on every instance; only the lease holder acts, so this one acts when no
     instance leads -- which is what a fleet that may scale to zero needs."""
     with errors_to_exit():
-        code = scaler.run(settings(), lab_env(), fleet.base_env(), once=once)
+        found = lab_env()
+        code = scaler.run(settings(), found, fleet.base_env(found.env), once=once)
     raise typer.Exit(code)
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import environment
+from lab import environment, fleet
 from lab.errors import LabError
-from lab.settings import load_settings
+from lab.settings import LabSettings, load_settings
 
 
 def test_local_until_another_is_chosen(tmp_path: Path) -> None:
@@ -53,9 +53,6 @@ def test_settings_follow_the_environment(tmp_path: Path) -> None:
 
 
 def test_lab_up_never_starts_an_emulator_for_aws(tmp_path: Path) -> None:
-    from lab import fleet
-    from lab.settings import LabSettings
-
     with pytest.raises(LabError, match="lab provision"):
         fleet.up(LabSettings(home=tmp_path, env="aws"))
     assert not (tmp_path / "pids").exists()

@@ -90,6 +90,22 @@ mkdir -p "$root/releases" "$downloads" "$root/work"
 exec 9>"$root/.boot.lock"
 flock -w 300 9 || die "another boot still holds $root/.boot.lock"
 
+# A stock Debian image has python3 and curl but neither venv nor sox: FLEETLAB_BOOT_PACKAGES
+# (set by `lab provision`) names what to install from the image's own apt sources, once.
+missing=()
+for package in ${FLEETLAB_BOOT_PACKAGES:-}; do
+  [[ $package =~ ^[a-z0-9][a-z0-9.+-]*$ ]] || die "bad package name in FLEETLAB_BOOT_PACKAGES"
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$package")
+done
+if ((${#missing[@]})); then
+  command -v apt-get >/dev/null || die "FLEETLAB_BOOT_PACKAGES needs apt-get (a Debian image)"
+  log "installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get -q update && apt-get -q install -y --no-install-recommends "${missing[@]}"; } \
+    >"$root/apt.log" 2>&1 || die "apt-get could not install ${missing[*]}; see $root/apt.log"
+fi
+
 log "reading s3://$FLEETLAB_BUCKET/bundles/current.json"
 s3_get bundles/current.json "$downloads/current.json" ||
   die "cannot download bundles/current.json from $FLEETLAB_BUCKET"
