@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import wait_until
+from support import cli_env, wait_until
 
 from lab import procs
 
@@ -78,10 +78,7 @@ class LabCli:
 
 def make_cli(tmp_path: Path, emulator_port: int, receiver_port: int | None) -> LabCli:
     home = tmp_path / "lab-home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLEETLAB_"))}
-    env |= {"FLEETLAB_LAB_HOME": str(home), "FLEETLAB_EMULATOR_PORT": str(emulator_port)}
-    if receiver_port is not None:
-        env["FLEETLAB_RECEIVER_PORT"] = str(receiver_port)
+    env = cli_env(home, emulator_port, receiver_port)
     return LabCli(home, env, emulator_port, receiver_port or 8765)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Up, clean_env, wait_until
+from support import Up, cli_env, wait_until
 
 from lab.resources import AwsClients, LabEnv
 from lab.submit import JobSpec, build_xml, send
@@ -22,12 +22,8 @@ def lab_up(tmp_path: Path, unused_port: Callable[[], int]) -> Iterator[Callable[
     started: list[Up] = []
 
     def bring_up(*args: str) -> Up:
-        env = clean_env() | {
-            "FLEETLAB_LAB_HOME": str(tmp_path / "lab"),
-            "FLEETLAB_EMULATOR_PORT": str(unused_port()),
-            "FLEETLAB_RECEIVER_PORT": str(unused_port()),
-            "FLEETLAB_LAB_VISIBILITY_TIMEOUT": "6",
-        }
+        env = cli_env(tmp_path / "lab", unused_port(), unused_port())
+        env["FLEETLAB_LAB_VISIBILITY_TIMEOUT"] = "6"
         found = Up(tmp_path / "lab", env, "process")
         started.append(found)
         done = found.lab("up", "--no-samples", *args, timeout=300)
