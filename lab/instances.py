@@ -60,10 +60,17 @@ def ensure_template(ec2: EC2Client, fleet: str, user_data: str, instance_type: s
     except ClientError as exc:
         if "AlreadyExists" not in str(exc.response.get("Error", {}).get("Code", "")):
             raise
-    version = ec2.create_launch_template_version(LaunchTemplateName=name, LaunchTemplateData=data)  # type: ignore[arg-type]
-    number = str(version["LaunchTemplateVersion"]["VersionNumber"])
-    ec2.modify_launch_template(LaunchTemplateName=name, DefaultVersion=number)
-    return version["LaunchTemplateVersion"]["LaunchTemplateId"]
+    version = ec2.create_launch_template_version(
+        LaunchTemplateName=name,
+        LaunchTemplateData=data,  # type: ignore[arg-type]
+    )["LaunchTemplateVersion"]
+    # By id, not name: LocalStack 4.13.1 answers ModifyLaunchTemplate by name with an
+    # InternalError (it reads only LaunchTemplateId); moto and AWS take either.
+    template_id = version["LaunchTemplateId"]
+    ec2.modify_launch_template(
+        LaunchTemplateId=template_id, DefaultVersion=str(version["VersionNumber"])
+    )
+    return template_id
 
 
 def scale(ec2: EC2Client, name: str, wanted: int) -> tuple[list[str], list[str]]:
