@@ -3,13 +3,19 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The emulators (lab environments) the emulator-bound tests run on: both, unless EMULATOR names
+# one (`make test EMULATOR=localstack`). `make lab-up EMULATOR=localstack` starts that one.
+EMULATOR ?=
+EMULATORS := $(or $(EMULATOR),local localstack)
 
 .PHONY: help deps venv lab-up lab-down test test-unit test-integration check lint typecheck format bench clean
 
 help:
 	@echo "make lab-up      create .venv, install, start the lab on moto and run the sample jobs"
+	@echo "                 (EMULATOR=localstack: on LocalStack, installed on the host on demand)"
 	@echo "make lab-down    stop everything lab-up started"
-	@echo "make test        run the whole test suite (unit + integration against a real moto server)"
+	@echo "make test        unit tests, then every emulator-bound test on moto and on LocalStack"
+	@echo "                 (EMULATOR=local or EMULATOR=localstack: on that one only)"
 	@echo "make check       ruff, ruff format --check, mypy --strict, tests"
 	@echo "make bench       pipeline benchmark beside the Celery peer, planner table (JSON lines)"
 
@@ -26,22 +32,31 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lab-up: deps venv
-	$(BIN)/lab up
+	$(BIN)/lab up $(if $(EMULATOR),--env $(EMULATOR))
 
 lab-down: venv
 	$(BIN)/lab down
 
-# The docker-backend tests need an engine: start one (no-op if one answers), always stop ours.
+# $(call on_emulators,ARGS): pytest ARGS once per emulator in EMULATORS, chosen by the one
+# setting FLEETLAB_LAB_ENV; every run goes on after a failure, the recipe fails if any did.
+on_emulators = for env in $(EMULATORS); do \
+	  echo "== pytest $(1) on $$env"; FLEETLAB_LAB_ENV=$$env $(BIN)/pytest $(1) || status=1; done
+
+# Unit tests once; the rest (tests/integration, and any other emulator-bound folder under
+# tests/) on each emulator. The docker-backend tests need an engine: start one (no-op if one
+# answers), always stop ours.
 test: deps venv
 	./scripts/dockerd start
-	$(BIN)/pytest; status=$$?; ./scripts/dockerd stop; exit $$status
+	status=0; $(BIN)/pytest tests/unit || status=1; \
+	$(call on_emulators,--ignore=tests/unit); \
+	./scripts/dockerd stop; exit $$status
 
 test-unit: venv
 	$(BIN)/pytest tests/unit
 
 test-integration: deps venv
 	./scripts/dockerd start
-	$(BIN)/pytest tests/integration; status=$$?; ./scripts/dockerd stop; exit $$status
+	status=0; $(call on_emulators,tests/integration); ./scripts/dockerd stop; exit $$status
 
 lint: venv
 	$(BIN)/ruff check .

@@ -33,10 +33,11 @@ def ready(env_name: str, endpoint: str) -> bool:
     return moto_ready(endpoint)
 
 
-def answers(settings: LabSettings) -> bool:
-    """True when anything at all answers on the emulator's port (it may not be ready yet)."""
+def answers(url: str) -> bool:
+    """True when anything at all answers a GET of ``url``, even with an error (an emulator may
+    not be ready yet)."""
     try:
-        with urllib.request.urlopen(settings.endpoint_url, timeout=1):  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback)
             return True
     except urllib.error.HTTPError as exc:
         exc.close()
@@ -62,7 +63,7 @@ def command(settings: LabSettings) -> tuple[list[str], dict[str, str]]:
 def start(settings: LabSettings, env: Mapping[str, str], timeout_s: float = 90.0) -> int:
     """Start the emulator and wait until it is ready; return its pid. Refuses when something
     already answers on its port (another lab)."""
-    if answers(settings):
+    if answers(settings.endpoint_url):
         raise StartFailed(f"something already answers on {settings.endpoint_url}; is a lab up?")
     argv, extra = command(settings)
     pid = procs.start(NAME, argv, settings.pids, settings.logs, {**env, **extra}, Path.cwd())
@@ -82,6 +83,6 @@ def restart(settings: LabSettings, env: Mapping[str, str]) -> int:
     """Stop the emulator by its pid and start it again, empty (neither keeps state)."""
     procs.stop(NAME, settings.pids)
     deadline = time.monotonic() + 15
-    while answers(settings) and time.monotonic() < deadline:
+    while answers(settings.endpoint_url) and time.monotonic() < deadline:
         time.sleep(0.1)
     return start(settings, env)

@@ -1,5 +1,6 @@
-"""Integration fixtures: a real moto server process, fresh resources per test, the lab receiver and
-worker processes, all talking HTTP on 127.0.0.1. Every process is stopped by its own pid.
+"""Integration fixtures: a real emulator process (moto, or LocalStack with
+``FLEETLAB_LAB_ENV=localstack``), fresh resources per test, the lab receiver and worker processes,
+all talking HTTP on 127.0.0.1. Every process is stopped by its own pid.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,34 +22,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Up, clean_env, free_port, wait_until
+from support import Up, chosen_emulator, clean_env, cli_env, free_port, wait_until
 
 from lab import image
 from lab.bodies import Body, liveness
+from lab.emulator import answers, ready
+from lab.emulator import command as emulator_command
 from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
-from lab.settings import LabSettings
+from lab.settings import LabSettings, load_settings
 
 CALLBACK_AUTH = ("dirk", "tellnoone")
 MEDIA_AUTH = ("dirk", "mylilsecret")
 REPO = Path(__file__).resolve().parents[2]
+EMULATOR_START_S = 90  # LocalStack takes about 20 s on these machines, moto under one
 
 # One activity-log line: worker msgid reqid [date] "event service" status seconds "detail"
 _LINE = re.compile(
     r"^(?P<worker>\S+) (?P<message_id>\S+) (?P<request_id>\S+) \[[^\]]+\] "
     r'"(?P<event>\S+) (?P<service>\S+)" (?P<status>\S+) (?P<seconds>\S+) "(?P<detail>.*)"$'
 )
-
-
-def http_ok(url: str) -> bool:
-    """True if ``url`` answers a GET at all."""
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return True
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:
@@ -91,29 +82,49 @@ def unused_port() -> Callable[[], int]:
     return free_port
 
 
+@dataclass(frozen=True)
+class Emulator:
+    """The session's emulator: which environment it stands for, and where it listens."""
+
+    env: str
+    port: int
+
+
 @pytest.fixture(scope="session")
-def moto_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real ``moto.server`` process for the whole session; yields its port."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = clean_env() | LAB_CREDENTIALS
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """The emulator ``FLEETLAB_LAB_ENV`` names (moto by default) for the whole session: the
+    command line and readiness check ``lab up`` uses, on a free port."""
+    settings = load_settings(
+        chosen_emulator()
+        | {
+            "FLEETLAB_LAB_HOME": str(tmp_path_factory.mktemp("emulator")),
+            "FLEETLAB_EMULATOR_PORT": str(free_port()),
+        }
+    )
+    argv, extra = emulator_command(settings)
+    log_path = settings.logs / "emulator.log"
+    log_path.parent.mkdir(parents=True)
+    began = time.monotonic()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=clean_env() | LAB_CREDENTIALS | extra,
         )
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"the {settings.env} emulator exited; see {log_path}")
+        return ready(settings.env, settings.endpoint_url)
+
     try:
-        deadline = time.monotonic() + 30
-        while not http_ok(f"http://127.0.0.1:{port}/moto-api/"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"moto server did not start; see {log_path}")
-            time.sleep(0.1)
-        yield port
+        wait_until(up, EMULATOR_START_S, f"the {settings.env} emulator; see {log_path}", 0.2)
+        print(f"\n{settings.env} emulator ready in {time.monotonic() - began:.1f} s")
+        yield Emulator(settings.env, settings.emulator_port)
     finally:
-        stop_process(proc, grace_s=5)
+        stop_process(proc, grace_s=15)
 
 
 # ------------------------------------------------------------------------------------ resources
@@ -121,7 +132,7 @@ def moto_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 @dataclass
 class Lab:
-    """One test's private set of resources on the shared moto server."""
+    """One test's private set of resources on the session's emulator."""
 
     env: LabEnv
     clients: AwsClients
@@ -179,15 +190,16 @@ def _close_clients(clients: AwsClients) -> None:
 
 
 @pytest.fixture
-def make_lab(moto_port: int, tmp_path: Path) -> Iterator[Callable[..., Lab]]:
-    """Factory: fresh, uniquely named queues, bucket and log group on the shared moto server."""
+def make_lab(emulator: Emulator, tmp_path: Path) -> Iterator[Callable[..., Lab]]:
+    """Factory: fresh, uniquely named queues, bucket and log group on the session's emulator."""
     made: list[AwsClients] = []
 
     def make(visibility_timeout_s: int = 4, max_receive_count: int = 3) -> Lab:
         tag = uuid.uuid4().hex[:12]
         settings = LabSettings(
             home=tmp_path / f"lab-{tag}",
-            emulator_port=moto_port,
+            env=emulator.env,
+            emulator_port=emulator.port,
             request_queue=f"t-{tag}-requests",
             response_queue=f"t-{tag}-responses",
             dead_letter_queue=f"t-{tag}-dead-letters",
@@ -198,7 +210,7 @@ def make_lab(moto_port: int, tmp_path: Path) -> Iterator[Callable[..., Lab]]:
         )
         clients = AwsClients(settings.region, settings.endpoint_url)
         made.append(clients)
-        return Lab(env=ensure(settings, clients), clients=clients, home=settings.home)
+        return Lab(env=ensure(settings, clients, emulator.env), clients=clients, home=settings.home)
 
     yield make
     for clients in made:
@@ -265,7 +277,7 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
     found = Receiver(port, folder)
     try:
         deadline = time.monotonic() + 15
-        while not http_ok(f"{found.url}/callbacks"):
+        while not answers(f"{found.url}/callbacks"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("the lab receiver did not start")
             time.sleep(0.05)
@@ -456,12 +468,8 @@ def up(
 ) -> Iterator[Up]:
     if request.param == "docker":
         request.getfixturevalue("instance_image")
-    env = clean_env() | {
-        "FLEETLAB_LAB_HOME": str(tmp_path / "lab"),
-        "FLEETLAB_EMULATOR_PORT": str(unused_port()),
-        "FLEETLAB_RECEIVER_PORT": str(unused_port()),
-        "FLEETLAB_LAB_VISIBILITY_TIMEOUT": "6",
-    }
+    env = cli_env(tmp_path / "lab", unused_port(), unused_port())
+    env["FLEETLAB_LAB_VISIBILITY_TIMEOUT"] = "6"
     found = Up(tmp_path / "lab", env, request.param)
     started = found.lab("up", "--instances", "2", "--workers", "0", "--no-samples",
                         "--backend", request.param, timeout=400)  # fmt: skip

@@ -23,9 +23,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# What the suite hands on to every lab it starts: which emulator, and where emulators live.
+HANDED_ON = ("FLEETLAB_LAB_ENV", "FLEETLAB_TOOLS")
+
+
 def clean_env() -> dict[str, str]:
     """The test process's environment without anything that points AWS or fleetlab elsewhere."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLEETLAB_"))}
+
+
+def chosen_emulator() -> dict[str, str]:
+    """The suite's own choice of emulator (``FLEETLAB_LAB_ENV``, ``FLEETLAB_TOOLS``), if any."""
+    return {k: os.environ[k] for k in HANDED_ON if os.environ.get(k)}
+
+
+def cli_env(home: Path, emulator_port: int, receiver_port: int | None = None) -> dict[str, str]:
+    """The environment of a `lab` command run by a test: a clean one, the suite's emulator,
+    the lab's home and ports."""
+    env = clean_env() | chosen_emulator()
+    env |= {"FLEETLAB_LAB_HOME": str(home), "FLEETLAB_EMULATOR_PORT": str(emulator_port)}
+    if receiver_port is not None:
+        env["FLEETLAB_RECEIVER_PORT"] = str(receiver_port)
+    return env
 
 
 def wait_until(

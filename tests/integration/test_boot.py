@@ -1,5 +1,6 @@
-"""The article's boot sequence for real: a bundle built from this project, published to moto's S3,
-installed and started by the rendered user-data in a temporary instance root, serving requests."""
+"""The article's boot sequence for real: a bundle built from this project, published to the
+emulator's S3, installed and started by the rendered user-data in a temporary instance root,
+serving requests."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ FAST = {
     "FLEETLAB_STATUS_INTERVAL": "1",
     "FLEETLAB_STOP_GRACE": "15",
 }
-# Credentials of the instance's own (moto takes any): distinct, so a leak would show.
+# Credentials of the instance's own (emulators take any): distinct, so a leak would show.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDBOOTTEST", "AWS_SECRET_ACCESS_KEY": "s3cr3t/B00t+Key"}
 NOOP = '<request service="noop"><output type="queue"/></request>'
 

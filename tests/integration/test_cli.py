@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import wait_until
+from support import cli_env, wait_until
 
 from lab import procs
 
@@ -78,10 +78,7 @@ class LabCli:
 
 def make_cli(tmp_path: Path, emulator_port: int, receiver_port: int | None) -> LabCli:
     home = tmp_path / "lab-home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLEETLAB_"))}
-    env |= {"FLEETLAB_LAB_HOME": str(home), "FLEETLAB_EMULATOR_PORT": str(emulator_port)}
-    if receiver_port is not None:
-        env["FLEETLAB_RECEIVER_PORT"] = str(receiver_port)
+    env = cli_env(home, emulator_port, receiver_port)
     return LabCli(home, env, emulator_port, receiver_port or 8765)
 
 
@@ -215,9 +212,12 @@ def test_lab_up_with_samples_on_the_default_receiver_port(
 
 def test_cli_errors_are_clear(tmp_path: Path, unused_port: Callable[[], int]) -> None:
     cli = make_cli(tmp_path, unused_port(), unused_port())
-    shown = cli.run("env", "show")
-    assert shown.returncode == 1
-    assert "run `lab up` first" in shown.stderr
+    # Before `lab up` there is an environment (the suite's) but no resources yet: not an error.
+    shown = cli.ok("env", "show", "--json")
+    assert json.loads(shown.stdout) == {
+        "environment": cli.env.get("FLEETLAB_LAB_ENV", "local"),
+        "resources": "none yet: `lab up` (emulators) or `lab provision` (aws)",
+    }
 
     bad = cli.run("submit", "--input", INPUT, "--param", "X")
     assert bad.returncode != 0

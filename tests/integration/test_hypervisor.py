@@ -1,4 +1,5 @@
-"""The hypervisor on moto's EC2: bodies follow instances, faults act on bodies, restarts re-adopt."""
+"""The hypervisor on the emulator's EC2: bodies follow instances, faults act on bodies, restarts
+re-adopt."""
 
 from __future__ import annotations
 

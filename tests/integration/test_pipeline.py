@@ -1,4 +1,4 @@
-"""The worker end to end: real messages on a real moto server, real worker and receiver processes."""
+"""The worker end to end: real messages on a real emulator, real worker and receiver processes."""
 
 from __future__ import annotations
 
