@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Up, chosen_emulator, clean_env, cli_env, free_port, wait_until
+from support import Up, chosen_emulator, clean_env, cli_env, wait_until
 
 from lab import image
 from lab.bodies import Body, liveness
 from lab.emulator import answers, ready
 from lab.emulator import command as emulator_command
+from lab.procs import descendants, free_port
 from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
 from lab.settings import LabSettings, load_settings
 
@@ -55,22 +56,6 @@ def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
     return proc.returncode
-
-
-def descendants(pid: int) -> list[int]:
-    """Pids of every live descendant of ``pid``, found through the parent pids in /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    queue = [pid]
-    while queue:
-        kids = children.get(queue.pop(), [])
-        found.extend(kids)
-        queue.extend(kids)
-    return found
 
 
 # ------------------------------------------------------------------------------------- emulator

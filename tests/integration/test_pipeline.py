@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from lxml import etree
-from support import free_port, wait_until
+from support import wait_until
 
 import schemas
 from lab import samples
+from lab.procs import free_port
 from lab.results import Result, from_queue, parse_response
 from lab.submit import Auth, JobSpec, render_xml
 from worker.claims import claim_key

@@ -19,10 +19,11 @@ from typing import Any
 import boto3
 import pytest
 from conftest import http_ok, stop_process
-from support import LAB_CLI, clean_env, free_port, wait_until
+from support import LAB_CLI, clean_env, wait_until
 
 from lab.cloud import policy
 from lab.cloud.names import TAG
+from lab.procs import free_port
 
 pytestmark = pytest.mark.integration
 
