@@ -18,11 +18,12 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import http_ok, stop_process
+from conftest import stop_process
 from support import LAB_CLI, clean_env, wait_until
 
 from lab.cloud import policy
 from lab.cloud.names import TAG
+from lab.emulator import moto_ready
 from lab.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: proc.poll() is not None or http_ok(f"{url}/moto-api/"), 30, "moto")
+        wait_until(lambda: proc.poll() is not None or moto_ready(url), 30, "moto")
         assert proc.poll() is None, log.read_text()
         yield url
     finally:
