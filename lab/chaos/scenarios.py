@@ -162,10 +162,10 @@ def _responses(lab: ChaosLab, request_id: str) -> list[str]:
 
 
 def visibility_timeout(lab: ChaosLab) -> list[Check]:
-    """Jobs three times longer than the visibility timeout, heartbeat on: no second run."""
+    """Jobs twice as long as the visibility timeout, heartbeat on: no second run."""
     for k in (1, 2):
-        lab.submit(f"long-{k}", lab.video(6))
-    lab.mark("2 jobs of 6 s against a 2 s visibility timeout")
+        lab.submit(f"long-{k}", lab.video(4))
+    lab.mark("2 jobs of 4 s against a 2 s visibility timeout")
     lab.wait(lab.answered, 60, "both answered")
     evidence = lab.gather()
     takeovers = [x for x in evidence.lines("claimed") if "takeover" in x.detail]
@@ -332,9 +332,9 @@ def demand_spike(lab: ChaosLab) -> list[Check]:
     """A burst well above one instance's capacity: the fleet scales out, answers it, drains back
     to its minimum; p95 time to answer and instance-seconds are reported."""
     lab_scaler.write_config(lab.store, {"scale_in_after_s": 5.0})
-    for k in range(1, 41):
-        lab.submit(f"spike-{k}", lab.video(1))
-    lab.mark("a burst of 40 one-second jobs on 1 instance")
+    for k in range(1, 25):
+        lab.submit(f"spike-{k}", lab.video(0.5))
+    lab.mark("a burst of 24 half-second jobs on 1 instance")
     lab.wait(lab.answered, 120, "every request answered")
     lab.mark("burst answered")
     peak = max(n for _, n in lab.fleet_samples)
