@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.consume.inbox import Inbox
-from worker.consume.loop import Stats
+from worker.consume.outcome import Stats
 from worker.errors import PreconditionFailed, StoreError
 from worker.state.store import JsonStore
 
