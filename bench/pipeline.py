@@ -46,6 +46,7 @@ from typing import Any
 from lab.runtime.resources import AwsClients, LabEnv, ensure
 from lab.runtime.settings import LabSettings
 from lab.runtime.stack import base_env
+from worker.state.layout import status_key
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -397,7 +398,7 @@ def stop_workers(lab: Lab, env: LabEnv, workers: list[Worker]) -> dict[str, Any]
     stop_s = time.monotonic() - t0
     for w in workers:
         try:
-            reply = lab.clients.s3.get_object(Bucket=env.bucket, Key=f"status/{w.worker_id}.json")
+            reply = lab.clients.s3.get_object(Bucket=env.bucket, Key=status_key(w.worker_id))
             w.status = json.loads(reply["Body"].read())
         except Exception as exc:
             log(f"  no status document for {w.worker_id}: {exc}")

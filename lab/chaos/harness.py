@@ -34,6 +34,8 @@ from lab.errors import LabError
 from lab.runtime import procs, stack
 from lab.runtime.resources import AwsClients, LabEnv
 from lab.runtime.settings import LabSettings
+from worker.state.layout import status_key
+from worker.state.status import Status
 from worker.state.store import S3JsonStore
 
 T = TypeVar("T")
@@ -217,10 +219,10 @@ class ChaosLab:
         """What the callback receiver has recorded so far."""
         return read_callbacks(self.receiver_url)
 
-    def status(self, instance_id: str) -> dict[str, Any]:
-        """An instance's status document (empty before its first one)."""
-        found = self.store.read(f"status/{instance_id}.json")
-        return dict(found.doc) if found else {}
+    def status(self, instance_id: str) -> Status | None:
+        """An instance's status document (None before its first one)."""
+        found = self.store.read(status_key(instance_id))
+        return Status.from_doc(found.doc, instance_id) if found else None
 
     def live(self) -> list[str]:
         """Instances EC2 says are running."""
@@ -228,12 +230,13 @@ class ChaosLab:
 
     def idle(self) -> list[str]:
         """Running instances whose worker says idle."""
-        return [i for i in self.live() if self.status(i).get("state") == "idle"]
+        return [i for i in self.live() if (s := self.status(i)) and s.state == "idle"]
 
     def running_job(self, message_id: str) -> str | None:
         """The instance whose worker reports ``message_id`` as its current job."""
         for instance_id in self.live():
-            if self.status(instance_id).get("current_request") == message_id:
+            status = self.status(instance_id)
+            if status and status.current_request == message_id:
                 return instance_id
         return None
 

@@ -104,7 +104,7 @@ def scale(count: Annotated[int, typer.Argument(min=0, max=64, help="Instances wa
         lab_env = LabEnv.load(settings().home)
         clients = AwsClients.for_env(lab_env)
         store = S3JsonStore(clients.s3, lab_env.bucket)
-        if scaler.read_policy(store) is not None:
+        if scaler.read_config(store) is not None:
             scaler.write_config(store, {"min_instances": count, "max_instances": count})
         launched, terminated = instances.scale(clients.ec2, lab_env.env, count)
     for instance_id in launched:

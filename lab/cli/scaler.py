@@ -58,7 +58,7 @@ def config(
     with errors_to_exit():
         env = lab_env()
         store = S3JsonStore(AwsClients.for_env(env).s3, env.bucket)
-        found = scaler.write_config(store, changes) if changes else scaler.read_policy(store)
+        found = scaler.write_config(store, changes) if changes else scaler.read_config(store)
     shown = asdict(found) if found else None
     if as_json:
         emit_json(shown)

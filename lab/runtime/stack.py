@@ -22,6 +22,7 @@ from lab.errors import LabError, NotRunning, StartFailed
 from lab.runtime import emulator, environment, procs, scaler
 from lab.runtime.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
 from lab.runtime.settings import LabSettings
+from worker.state.layout import SCALER_CONFIG
 from worker.state.store import S3JsonStore
 
 RECEIVER = "receiver"
@@ -192,7 +193,7 @@ def retire_fleet(settings: LabSettings, grace_s: float) -> list[str]:
             clients = AwsClients.for_env(lab_env)
             # The fleet's own scalers would replace what is terminated here: unconfigure them
             # first; one mid-tick may still launch, so terminate until nothing new appears.
-            clients.s3.delete_object(Bucket=lab_env.bucket, Key=scaler.CONFIG_KEY)
+            clients.s3.delete_object(Bucket=lab_env.bucket, Key=SCALER_CONFIG)
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline:
                 live = [i.id for i in instances.fleet(clients.ec2, lab_env.env)]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from worker.consume.queue import Message
+from worker.state.activity import EventName
 
 _TIMED = 20  # job durations kept for the status document (the scaler's mean job time)
 
@@ -66,7 +67,7 @@ class Outcome:
     message: Message
     action: Action
     seconds: float = 0.0
-    event: str = "deleted"
+    event: EventName = "deleted"
     status: str = "ok"
     detail: str = ""
     service: str | None = None

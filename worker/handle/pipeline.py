@@ -38,7 +38,7 @@ from worker.handle.request import OutputSpec
 from worker.handle.response import error
 from worker.handle.services import Registry
 from worker.handle.validate import Job, Rejected, validate
-from worker.state.activity import ActivityLog
+from worker.state.activity import ActivityLog, EventName
 from worker.state.claims import AlreadyDone, Claims
 from worker.state.lease import Lease
 
@@ -197,7 +197,7 @@ def _outcome(
     about: _About,
     kind: Kind,
     action: Action,
-    event: str = "deleted",
+    event: EventName = "deleted",
     status: str = "ok",
     detail: str = "",
     code: str | None = None,
