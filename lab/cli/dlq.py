@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from lab import dlq
 from lab.cli import tables
 from lab.cli.common import emit_json, errors_to_exit, lab_env
-from lab.resources import AwsClients
+from lab.client import dlq
+from lab.runtime.resources import AwsClients
 
 app = typer.Typer(no_args_is_help=True, help="Look at the dead-letter queue and redrive it.")
 

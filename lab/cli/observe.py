@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from lab import scaler
 from lab.cli.common import emit_json, errors_to_exit, lab_env
-from lab.observe import fleet_instances, queue_depths, status_docs, workers
-from lab.resources import AwsClients
-from worker.store import S3JsonStore
+from lab.client.observe import fleet_instances, queue_depths, status_docs, workers
+from lab.runtime import scaler
+from lab.runtime.resources import AwsClients
+from worker.state.store import S3JsonStore
 
 
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from lab.dlq import DeadLetter
+    from lab.client.dlq import DeadLetter
 
 
 def on_terminal() -> bool:

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab import activity, dlq, results, scaler
+from lab.client import activity, dlq, results
+from lab.client.observe import fleet_instances, queue_depths, status_docs, workers
 from lab.dashboard.history import History
 from lab.errors import LabError
-from lab.observe import fleet_instances, queue_depths, status_docs, workers
-from lab.resources import AwsClients, LabEnv
-from worker.store import S3JsonStore
+from lab.runtime import scaler
+from lab.runtime.resources import AwsClients, LabEnv
+from worker.state.store import S3JsonStore
 
 ACTIVITY_WINDOW_S = 3600.0  # the stream shows the last hour
 MAX_LINES = 1000

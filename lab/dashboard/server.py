@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lab.dashboard import api
 from lab.dashboard.history import History
 from lab.errors import LabError
-from lab.resources import AwsClients, LabEnv
+from lab.runtime.resources import AwsClients, LabEnv
 from worker.errors import FleetlabError
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -21,8 +21,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from support import LAB_CLI, cli_env, wait_until
 
-from lab import procs
-from lab.procs import free_port
+from lab.runtime import procs
+from lab.runtime.procs import free_port
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

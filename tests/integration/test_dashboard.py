@@ -14,9 +14,9 @@ from dashboard_support import Running, chromium, running_lab, start_dashboard, s
 from selenium.webdriver.common.by import By
 from support import wait_until
 
-from lab.fleet import CALLBACK_AUTH
-from lab.resources import AwsClients, LabEnv
-from lab.submit import Auth, JobSpec, build_xml
+from lab.client.submit import Auth, JobSpec, build_xml
+from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.stack import CALLBACK_AUTH
 
 pytestmark = pytest.mark.integration
 
