@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _HOLD_S = 20  # how long a look hides what it read: long enough to read the rest of the queue
 _MAX_MESSAGES = 1000  # a bound on one look or one move
 _MAX_REQUEST = 256 * 1024
-_DEAD: EventName = "dead-lettered"  # the worker's last word on a message it leaves to the DLQ
+_DEAD: EventName = "dead-letter"  # the worker's last word on a message it leaves to the DLQ
 
 
 class NotInDeadLetters(LabError):
