@@ -102,6 +102,7 @@ def running_lab(folder: Path) -> Iterator[Running]:
     """`lab up --instances 1` and `lab dashboard`; down and stopped afterwards, by pid."""
     home = folder / "lab"
     env = cli_env(home, free_port(), free_port())
+    env["FLEETLAB_LAB_VISIBILITY_TIMEOUT"] = "4"  # a poison message reaches the DLQ sooner
     proc: subprocess.Popen[bytes] | None = None
     try:
         up = subprocess.run(

@@ -159,6 +159,26 @@ def test_dlq_endpoint_and_cli_share_the_logic(running: Running) -> None:
     assert dead not in [m["message_id"] for m in running.get("/api/dlq")[1]["messages"]]
 
 
+def test_a_poisoned_request_shows_its_logged_reason(running: Running) -> None:
+    env = lab_env(running)
+    clients = AwsClients.for_env(env)
+    key = f"inputs/poison-{uuid.uuid4().hex[:8]}.fakevideo"
+    clients.s3.put_object(Bucket=env.bucket, Key=key, Body=b"FAKEVIDEO duration=1 fault=crash\n")
+    request_id = f"poison-{uuid.uuid4().hex[:8]}"
+    spec = JobSpec("analyze", f"s3://{env.bucket}/{key}", request_id=request_id)
+    clients.sqs.send_message(QueueUrl=env.request_queue_url, MessageBody=build_xml(spec).decode())
+
+    def logged() -> list[dict[str, Any]]:
+        found = running.get("/api/dlq")[1]["messages"]
+        return [m for m in found if m["request_id"] == request_id and m["reason"]]
+
+    letter = wait_until(logged, 150, f"{request_id} in the DLQ with its reason", 1.0)[0]
+    assert letter["receive_count"] >= env.max_receive_count
+    assert letter["worker"].startswith("i-")
+    shown = running.lab("dlq", "show", letter["message_id"])
+    assert letter["reason"] in shown.stdout
+
+
 # ------------------------------------------------------------------------------ token and bind
 
 
