@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Annotated, Any
 
 import typer
 
+from lab.cli import tables
 from lab.cli.common import emit_json, errors_to_exit, lab_env
 from lab.client.observe import fleet_instances, queue_depths, status_docs, workers
 from lab.runtime import scaler
@@ -14,46 +16,82 @@ from lab.runtime.resources import AwsClients
 from worker.state.store import S3JsonStore
 
 
-def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Queue depths (visible / in flight / dead-lettered) and workers."""
-    with errors_to_exit():
-        env = lab_env()
-        clients = AwsClients.for_env(env)
-        docs = status_docs(clients, env)
-        depths, found = queue_depths(clients, env), workers(docs)
-        fleet = fleet_instances(clients, env, docs)
-        leading = scaler.read_state(S3JsonStore(clients.s3, env.bucket))
-    if as_json:
-        emit_json({"queues": depths, "instances": fleet, "workers": found, "scaler": leading})
-        return
+def snapshot() -> dict[str, Any]:
+    """What `lab status --json` prints: queues, instances, plain workers, the scaler's state."""
+    env = lab_env()
+    clients = AwsClients.for_env(env)
+    docs = status_docs(clients, env)
+    return {
+        "queues": queue_depths(clients, env),
+        "instances": fleet_instances(clients, env, docs),
+        "workers": workers(docs),
+        "scaler": scaler.read_state(S3JsonStore(clients.s3, env.bucket)),
+    }
+
+
+def plain_lines(snap: dict[str, Any], now: float) -> list[str]:
+    """The snapshot as plain lines (what scripts and tests read)."""
+    lines = []
+    leading = snap["scaler"]
     if leading:
-        typer.echo(
+        lines.append(
             f"scaler leader {leading.get('leader')} (token {leading.get('token')}), desired "
-            f"{leading.get('desired')}, {time.time() - float(leading.get('at', 0)):.0f} s ago: "
+            f"{leading.get('desired')}, {now - float(leading.get('at', 0)):.0f} s ago: "
             f"{leading.get('reason')}"
         )
-    for name, counts in depths.items():
-        typer.echo(
+    for name, counts in snap["queues"].items():
+        lines.append(
             f"queue {name:12} visible {counts['visible']:5}  in flight {counts['in_flight']:5}  "
             f"delayed {counts['delayed']:3}"
         )
-    for i in fleet:
+    for i in snap["instances"]:
         flag = ("  STALE" if i["stale"] else "") + ("  DRAIN" if i["drain_requested"] else "")
         age = (
             f"{i['heartbeat_age_s']:6.1f}s ago"
             if i["heartbeat_age_s"] is not None
             else "     never"
         )
-        typer.echo(
+        lines.append(
             f"instance {i['id']} {i['ec2_state']:10} {i['state'] or '-':8} body {i['body']:7} "
             f"code {i['code_version'] or '-':24} jobs {i['jobs_done']:5} heartbeat {age}{flag}"
         )
-    for w in found:
+    for w in snap["workers"]:
         flag = "  STALE" if w["stale"] else ""
-        typer.echo(
+        lines.append(
             f"worker {w['worker_id']:10} {w['state']:8} process {w['process']:5} "
             f"jobs {w['jobs_done']:6} heartbeat {w['heartbeat_age_s']:6.1f}s ago{flag}"
         )
+    return lines
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    watch: Annotated[
+        float | None,
+        typer.Option(min=0.5, max=3600, help="Refresh every this many seconds until Ctrl-C."),
+    ] = None,
+) -> None:
+    """Queue depths (visible / in flight / dead-lettered), instances, workers and the scaler."""
+    with errors_to_exit():
+        snap = snapshot()
+        if as_json:
+            emit_json(snap)
+            return
+        if watch is not None and tables.on_terminal():
+            tables.watch(lambda: tables.status_view(snapshot(), time.time()), watch)
+            return
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a --watch
+            while True:
+                if tables.on_terminal():
+                    tables.show(tables.status_view(snap, time.time()))
+                else:
+                    for line in plain_lines(snap, time.time()):
+                        typer.echo(line)
+                if watch is None:
+                    return
+                time.sleep(watch)
+                typer.echo("")
+                snap = snapshot()
 
 
 def logs(

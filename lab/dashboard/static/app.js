@@ -193,9 +193,15 @@ async function refreshReports() {
   for (const r of data.chaos) {
     const scenarios = r.scenarios || [];
     parts.push(el("h3", {}, `${r.name} (${r.env || "?"}, seed ${r.seed ?? "?"})`));
-    parts.push(el("ul", {}, ...scenarios.map((s) =>
-      el("li", { class: s.passed ? "pass" : "fail" }, `${s.passed ? "✔" : "✘"} ${s.name}: `,
-        (s.checks || []).filter((c) => !c.ok).map((c) => c.rule).join(", ") || "all rules held"))));
+    parts.push(el("ul", { class: "scenarios" }, ...scenarios.map((s) =>
+      el("li", { class: s.passed ? "pass" : "fail" },
+        el("b", {}, `${s.passed ? "✔" : "✘"} ${s.name}`),
+        ` sent ${s.sent}, answered ${s.answered}, dead-lettered ${s.dead_lettered}, lost ${s.lost}, ` +
+        `duplicate effects ${s.duplicate_effects} · ${s.seconds} s`,
+        el("details", {}, el("summary", {}, "checks and timeline"),
+          el("ul", {}, ...(s.notes || []).map((n) => el("li", { class: n.startsWith("BROKEN") ? "fail" : "" }, n))),
+          el("ol", { class: "timeline" }, ...(s.timeline || []).map((t) =>
+            el("li", {}, el("span", { class: "muted" }, `+${t.at} s `), t.event))))))));
   }
   for (const name of data.plots) {
     parts.push(el("figure", {}, el("img", { src: "/reports/" + encodeURIComponent(name), alt: name }),
