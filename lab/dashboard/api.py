@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,37 @@ class BadInput(LabError):
     code = "BAD_INPUT"
 
 
+PEEK_MAX_AGE_S = 30.0
+
+
 @dataclass
 class Sources:
-    """Where the dashboard reads from: the lab's environment, its clients and folder."""
+    """Where the dashboard reads from: the lab's environment, its clients and folder; and the
+    last look at the dead-letter queue, kept while its depth stays the same (for up to
+    ``PEEK_MAX_AGE_S``), because every look receives each message once more and raises its
+    receive count: a page polling every few seconds must not make that count meaningless."""
 
     env: LabEnv
     clients: AwsClients
     home: Path
+    _peeked: tuple[int, float, list[dlq.DeadLetter]] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def dead_letters(self, now: float) -> list[dlq.DeadLetter]:
+        """The DLQ's messages: a fresh look if its depth changed or the last is too old."""
+        counts = queue_depths(self.clients, self.env)["dead_letter"]
+        depth = counts["visible"] + counts["in_flight"] + counts["delayed"]
+        with self._lock:
+            if self._peeked and self._peeked[0] == depth and now - self._peeked[1] < PEEK_MAX_AGE_S:
+                return self._peeked[2]
+            letters = dlq.peek(self.clients, self.env) if depth else []
+            self._peeked = (depth, now, letters)
+            return letters
+
+    def forget_dead_letters(self) -> None:
+        """After a redrive: the next look is a fresh one."""
+        with self._lock:
+            self._peeked = None
 
     @property
     def read_only(self) -> bool:
@@ -127,7 +152,7 @@ def story(src: Sources, ident: str) -> dict[str, Any]:
     ]
     dead = [
         x.as_dict()
-        for x in dlq.peek(src.clients, src.env)
+        for x in src.dead_letters(time.time())
         if x.message_id in messages or x.request_id in requests | {ident}
     ]
     return {
@@ -143,13 +168,14 @@ def story(src: Sources, ident: str) -> dict[str, Any]:
 
 def dead_letters(src: Sources) -> dict[str, Any]:
     """The dead-letter queue, oldest first, with receive counts and logged reasons."""
-    return {"messages": [x.as_dict() for x in dlq.peek(src.clients, src.env)]}
+    return {"messages": [x.as_dict() for x in src.dead_letters(time.time())]}
 
 
 def redrive(src: Sources, body: dict[str, Any]) -> dict[str, Any]:
     """``{"message_id": ID}`` or ``{"all": true}``, with ``"confirm": true`` (the page asks)."""
     if body.get("confirm") is not True:
         raise BadInput('a redrive needs "confirm": true')
+    src.forget_dead_letters()
     if body.get("all") is True:
         return dlq.redrive_all(src.clients, src.env).as_dict()
     message_id = checked_id(body.get("message_id"), "message_id")

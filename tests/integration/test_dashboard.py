@@ -14,6 +14,8 @@ from dashboard_support import Running, chromium, running_lab, start_dashboard, s
 from selenium.webdriver.common.by import By
 from support import wait_until
 
+from lab.chaos.report import Check, ScenarioReport, Tally
+from lab.cli.chaos import keep
 from lab.client.submit import Auth, JobSpec, build_xml
 from lab.runtime.resources import AwsClients, LabEnv
 from lab.runtime.stack import CALLBACK_AUTH
@@ -87,6 +89,23 @@ def test_every_get_endpoint_answers(running: Running) -> None:
     assert running.get("/api/queues/history")[1]["points"], "the history samples from the start"
     status, page = running.get("/")
     assert status == 200 and b'<canvas id="queue-chart"' in page
+
+
+def test_reports_are_listed_and_served(running: Running) -> None:
+    folder = running.home / "reports"
+    folder.mkdir(exist_ok=True)
+    plot = running.lab(
+        "plan", "--days", "1", "--jobs-per-day", "500", "--plot", str(folder / "plan.png")
+    )
+    assert plot.returncode == 0, plot.stderr
+    report = ScenarioReport("poison", Tally(6, 6, 0, 1, 0), [Check("nothing lost", True)],
+                            [(0.5, "sent 6"), (9.0, "DLQ")], 12.0)  # fmt: skip
+    keep(running.home, {"env": "local", "seed": 7, "scenarios": [report.as_dict()]})
+    listed = running.get("/api/reports")[1]
+    assert listed["plots"] == ["plan.png"]
+    assert [s["name"] for s in listed["chaos"][0]["scenarios"]] == ["poison"]
+    status, png = running.get("/reports/plan.png")
+    assert status == 200 and png.startswith(b"\x89PNG")
 
 
 def test_instances_endpoint_matches_lab_status(running: Running) -> None:
