@@ -10,7 +10,7 @@ import typer
 from lab.cli import tables
 from lab.cli.common import emit_json, errors_to_exit, lab_env
 from lab.client import dlq
-from lab.runtime.resources import AwsClients
+from lab.runtime.resources import clients_for
 
 app = typer.Typer(no_args_is_help=True, help="Look at the dead-letter queue and redrive it.")
 
@@ -22,7 +22,7 @@ def list_letters(as_json: JsonOption = False) -> None:
     """Every dead-lettered message: id, request id, receive count, age and logged reason."""
     with errors_to_exit():
         env = lab_env()
-        letters = dlq.peek(AwsClients.for_env(env), env)
+        letters = dlq.peek(clients_for(env), env)
     if as_json:
         emit_json([x.as_dict() for x in letters])
         return
@@ -37,7 +37,7 @@ def show(
     """One dead-lettered message with its body and the reason the activity log gives."""
     with errors_to_exit():
         env = lab_env()
-        letter = dlq.show(AwsClients.for_env(env), env, message_id)
+        letter = dlq.show(clients_for(env), env, message_id)
     if as_json:
         emit_json(letter.as_dict())
         return
@@ -63,7 +63,7 @@ def redrive(
         what = "every dead-lettered message" if every else f"message {message_id}"
         if env.env == "aws" and not yes:
             typer.confirm(f"Redrive {what} to {env.request_queue_url}?", abort=True)
-        clients = AwsClients.for_env(env)
+        clients = clients_for(env)
         done = (
             dlq.redrive_all(clients, env)
             if every

@@ -12,14 +12,14 @@ from lab.cli import tables
 from lab.cli.common import emit_json, errors_to_exit, lab_env
 from lab.client.observe import fleet_instances, queue_depths, status_docs, workers
 from lab.runtime import scaler
-from lab.runtime.resources import AwsClients
+from lab.runtime.resources import clients_for
 from worker.state.store import S3JsonStore
 
 
 def snapshot() -> dict[str, Any]:
     """What `lab status --json` prints: queues, instances, plain workers, the scaler's state."""
     env = lab_env()
-    clients = AwsClients.for_env(env)
+    clients = clients_for(env)
     docs = status_docs(clients, env)
     return {
         "queues": queue_depths(clients, env),
@@ -101,7 +101,7 @@ def logs(
     """Show the activity log from CloudWatch Logs (one stream per worker)."""
     with errors_to_exit():
         env = lab_env()
-        client = AwsClients.for_env(env).logs
+        client = clients_for(env).logs
         kwargs: dict[str, Any] = {"logGroupName": env.log_group}
         if worker:
             kwargs["logStreamNames"] = [worker]

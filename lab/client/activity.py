@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lab.runtime.resources import AwsClients
+from worker.aws import Clients
 
 # worker msgid reqid [date] "event service" status seconds "detail"
 LINE = re.compile(
@@ -47,7 +47,7 @@ def parse(message: str, at_ms: int = 0) -> Line | None:
     return Line(**match.groupdict(), at_ms=at_ms)
 
 
-def read(clients: AwsClients, log_group: str, since_ms: int | None = None) -> list[Line]:
+def read(clients: Clients, log_group: str, since_ms: int | None = None) -> list[Line]:
     """Every activity line of the group (since ``since_ms``), oldest first."""
     kwargs: dict[str, Any] = {"logGroupName": log_group}
     if since_ms is not None:

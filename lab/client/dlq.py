@@ -21,7 +21,8 @@ from botocore.exceptions import ClientError
 
 from lab.client import activity
 from lab.errors import LabError
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv
+from worker.aws import Clients
 from worker.handle.request import salvage_envelope
 from worker.state.activity import EventName
 
@@ -71,7 +72,7 @@ class Redrive:
         return asdict(self)
 
 
-def _receive(clients: AwsClients, url: str) -> Iterator[MessageTypeDef]:
+def _receive(clients: Clients, url: str) -> Iterator[MessageTypeDef]:
     """Every message of the queue once, each hidden for ``_HOLD_S`` while the rest is read."""
     seen: set[str] = set()
     while len(seen) < _MAX_MESSAGES:
@@ -91,7 +92,7 @@ def _receive(clients: AwsClients, url: str) -> Iterator[MessageTypeDef]:
             yield message
 
 
-def _release(clients: AwsClients, url: str, messages: list[MessageTypeDef]) -> None:
+def _release(clients: Clients, url: str, messages: list[MessageTypeDef]) -> None:
     """Hand messages back (visible again now)."""
     for message in messages:
         with contextlib.suppress(ClientError):  # if refused, its hold runs out in _HOLD_S
@@ -100,7 +101,7 @@ def _release(clients: AwsClients, url: str, messages: list[MessageTypeDef]) -> N
             )
 
 
-def _reasons(clients: AwsClients, env: LabEnv, ids: set[str]) -> dict[str, activity.Line]:
+def _reasons(clients: Clients, env: LabEnv, ids: set[str]) -> dict[str, activity.Line]:
     """The last ``dead-lettered`` activity line of each message id."""
     found: dict[str, activity.Line] = {}
     for line in activity.read(clients, env.log_group):
@@ -124,7 +125,7 @@ def _letter(message: MessageTypeDef, why: activity.Line | None) -> DeadLetter:
     )
 
 
-def peek(clients: AwsClients, env: LabEnv) -> list[DeadLetter]:
+def peek(clients: Clients, env: LabEnv) -> list[DeadLetter]:
     """Every message in the dead-letter queue (left there), oldest first."""
     messages = list(_receive(clients, env.dead_letter_queue_url))
     _release(clients, env.dead_letter_queue_url, messages)
@@ -133,7 +134,7 @@ def peek(clients: AwsClients, env: LabEnv) -> list[DeadLetter]:
     return sorted(letters, key=lambda x: x.sent_at)
 
 
-def show(clients: AwsClients, env: LabEnv, message_id: str) -> DeadLetter:
+def show(clients: Clients, env: LabEnv, message_id: str) -> DeadLetter:
     """One message of the dead-letter queue; ``NotInDeadLetters`` if it is not there."""
     for letter in peek(clients, env):
         if letter.message_id == message_id:
@@ -141,7 +142,7 @@ def show(clients: AwsClients, env: LabEnv, message_id: str) -> DeadLetter:
     raise NotInDeadLetters(f"message {message_id} is not in the dead-letter queue")
 
 
-def _move(clients: AwsClients, env: LabEnv, message: MessageTypeDef) -> None:
+def _move(clients: Clients, env: LabEnv, message: MessageTypeDef) -> None:
     """Copy to the request queue, then delete the original (only once the copy is sent)."""
     copy: dict[str, Any] = {"QueueUrl": env.request_queue_url, "MessageBody": message["Body"]}
     if message.get("MessageAttributes"):
@@ -152,7 +153,7 @@ def _move(clients: AwsClients, env: LabEnv, message: MessageTypeDef) -> None:
     )
 
 
-def redrive_one(clients: AwsClients, env: LabEnv, message_id: str) -> Redrive:
+def redrive_one(clients: Clients, env: LabEnv, message_id: str) -> Redrive:
     """Move one message back to the request queue (the lab's move: SQS moves only whole queues)."""
     held: list[MessageTypeDef] = []
     try:
@@ -166,12 +167,12 @@ def redrive_one(clients: AwsClients, env: LabEnv, message_id: str) -> Redrive:
     raise NotInDeadLetters(f"message {message_id} is not in the dead-letter queue")
 
 
-def _arn(clients: AwsClients, url: str) -> str:
+def _arn(clients: Clients, url: str) -> str:
     attrs = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
     return attrs["Attributes"]["QueueArn"]
 
 
-def redrive_all(clients: AwsClients, env: LabEnv) -> Redrive:
+def redrive_all(clients: Clients, env: LabEnv) -> Redrive:
     """Move everything back: SQS's move task where the endpoint has one, else the lab's move."""
     try:
         task = clients.sqs.start_message_move_task(

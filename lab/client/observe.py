@@ -11,15 +11,16 @@ from typing import Any
 from lab.ec2 import instances
 from lab.ec2.bodies import Body, liveness
 from lab.runtime import procs
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv
 from lab.runtime.settings import load_settings
+from worker.aws import Clients
 from worker.consume.queue import depth
 from worker.state.layout import STATUS
 
 _STALE_S = 30.0
 
 
-def queue_depths(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, int]]:
+def queue_depths(clients: Clients, env: LabEnv) -> dict[str, dict[str, int]]:
     """Visible, in-flight and delayed counts of each queue."""
     names = {
         "request": env.request_queue_url,
@@ -29,7 +30,7 @@ def queue_depths(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, int]]:
     return {name: asdict(depth(clients.sqs, url)) for name, url in names.items()}
 
 
-def status_docs(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, Any]]:
+def status_docs(clients: Clients, env: LabEnv) -> dict[str, dict[str, Any]]:
     """Every status document, by worker id, with its heartbeat age and a staleness flag."""
     found: dict[str, dict[str, Any]] = {}
     pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=env.bucket, Prefix=STATUS)
@@ -53,7 +54,7 @@ def workers(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fleet_instances(
-    clients: AwsClients, env: LabEnv, docs: dict[str, dict[str, Any]]
+    clients: Clients, env: LabEnv, docs: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Instances from EC2, joined with their body (hypervisor records) and status document."""
     folder = load_settings().home / "instances"

@@ -17,7 +17,8 @@ from lab.client.observe import fleet_instances, queue_depths, status_docs, worke
 from lab.dashboard.history import History
 from lab.errors import LabError
 from lab.runtime import scaler
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv
+from worker.aws import Clients
 from worker.state.store import S3JsonStore
 
 ACTIVITY_WINDOW_S = 3600.0  # the stream shows the last hour
@@ -43,7 +44,7 @@ class Sources:
     receive count: a page polling every few seconds must not make that count meaningless."""
 
     env: LabEnv
-    clients: AwsClients
+    clients: Clients
     home: Path
     _peeked: tuple[int, float, list[dlq.DeadLetter]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lab.dashboard import api
 from lab.dashboard.history import History
 from lab.errors import LabError
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 from worker.errors import FleetlabError
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -218,7 +218,7 @@ def serve(
 ) -> None:
     """Serve until interrupted; ``ready`` gets the page's URL once the server listens."""
     check_bind(host, token)
-    src = api.Sources(env, AwsClients.for_env(env), home)
+    src = api.Sources(env, clients_for(env), home)
     server = Dashboard((host, port), src, token)
     server.history.start()
     shown = f"[{host}]" if ":" in host else host

@@ -17,7 +17,7 @@ from support import wait_until
 from lab.chaos.report import Check, ScenarioReport, Tally
 from lab.cli.chaos import keep
 from lab.client.submit import Auth, JobSpec, build_xml
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.stack import CALLBACK_AUTH
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def send(running: Running, queue: str, prefix: str) -> tuple[str, str]:
     request id and SQS message id."""
     env = lab_env(running)
     request_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    reply = AwsClients.for_env(env).sqs.send_message(
+    reply = clients_for(env).sqs.send_message(
         QueueUrl=getattr(env, queue), MessageBody=request_xml(env, request_id).decode()
     )
     return request_id, reply["MessageId"]
@@ -180,7 +180,7 @@ def test_dlq_endpoint_and_cli_share_the_logic(running: Running) -> None:
 
 def test_a_poisoned_request_shows_its_logged_reason(running: Running) -> None:
     env = lab_env(running)
-    clients = AwsClients.for_env(env)
+    clients = clients_for(env)
     key = f"inputs/poison-{uuid.uuid4().hex[:8]}.fakevideo"
     clients.s3.put_object(Bucket=env.bucket, Key=key, Body=b"FAKEVIDEO duration=1 fault=crash\n")
     request_id = f"poison-{uuid.uuid4().hex[:8]}"
