@@ -198,6 +198,19 @@ def test_a_poisoned_request_shows_its_logged_reason(running: Running) -> None:
     assert letter["reason"] in shown.stdout
 
 
+def test_redrive_all_moves_every_dead_letter_back(running: Running) -> None:
+    sent = [send(running, "dead_letter_queue_url", "all") for _ in range(2)]
+    moved = running.lab("dlq", "redrive", "--all", "--json")
+    assert moved.returncode == 0, moved.stderr
+    done = json.loads(moved.stdout)
+    if lab_env(running).env == "localstack":  # LocalStack has SQS's own move task; moto has not
+        assert done["method"] == "StartMessageMoveTask" and done["task_handle"]
+    else:
+        assert done["method"] == "lab-move" and set(done["moved"]) >= {m for _, m in sent}
+    for request_id, _ in sent:
+        wait_until(lambda r=request_id: answered(running, r), 120, f"a callback for {request_id}")
+
+
 # ------------------------------------------------------------------------------ token and bind
 
 
@@ -250,6 +263,10 @@ def test_page_in_a_real_browser(running: Running, tmp_path: Path) -> None:
         request_id, _ = send(running, "request_queue_url", "page")
         selector = f'#activity tr[data-request-id="{request_id}"]'
         wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, selector), 90, "activity row")
+        browser.find_element(By.CSS_SELECTOR, f'{selector} a[title="{request_id}"]').click()
+        steps = "#story ol.timeline li"
+        wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, steps), 30, "the story")
+        assert request_id in browser.find_element(By.ID, "story").text
 
         dead_id, dead = send(running, "dead_letter_queue_url", "dead")
         button = f'button[data-redrive="{dead}"]'
