@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 INPUT = "s3://fleetlab-local/examples/clip.fakevideo"
 TOKEN = "a-long-enough-test-token-0123456789"
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".lab" / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +283,10 @@ def test_page_in_a_real_browser(running: Running, tmp_path: Path) -> None:
         journal = "#journal tr[data-message-id]"
         wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, journal)) >= 2, 30, "journal")
 
-        shot = tmp_path / "dashboard.png"
+        # Kept beside the repo's lab state (.lab/ is ignored by git), where pytest's rotation of
+        # its temporary folders does not remove it; CI can upload it from there.
+        shot = ARTIFACTS / f"dashboard-{lab_env(running).env}.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(shot))
         print(f"\ndashboard screenshot: {shot}")
         assert shot.stat().st_size > 10_000
