@@ -287,6 +287,7 @@ def test_page_in_a_real_browser(running: Running, tmp_path: Path) -> None:
         # its temporary folders does not remove it; CI can upload it from there.
         shot = ARTIFACTS / f"dashboard-{lab_env(running).env}.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
+        browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(shot))
         print(f"\ndashboard screenshot: {shot}")
         assert shot.stat().st_size > 10_000

@@ -10,6 +10,7 @@ const SERIES = [
 const CHART_SPAN_MIN_S = 120; // the chart spans what was sampled: 2 to 10 minutes
 const CHART_SPAN_MAX_S = 600;
 let filters = {};
+let storyId = null; // the request whose story is shown: refreshed with the rest
 
 async function api(path, options) {
   const reply = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
@@ -211,10 +212,11 @@ async function refreshReports() {
   box.replaceChildren(...parts);
 }
 
-async function showStory(id) {
+async function showStory(id, quietly) {
+  storyId = id;
   document.querySelector("#story-form input").value = id;
   const box = document.getElementById("story");
-  box.textContent = "loading…";
+  if (!quietly) box.textContent = "loading…";
   try {
     const s = await api("/api/story?id=" + encodeURIComponent(id));
     const steps = s.lines.map((x) => el("li", { class: "ev-" + x.status },
@@ -259,3 +261,4 @@ every(3000, refreshActivity);
 every(4000, refreshDlq);
 every(4000, refreshJournal);
 every(30000, refreshReports);
+every(3000, async () => { if (storyId) await showStory(storyId, true); });
