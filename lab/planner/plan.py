@@ -30,7 +30,7 @@ from lab.planner.report import Bounds, summarize
 from lab.planner.simulator import Run, SimSettings, simulate
 from lab.planner.traces import Trace, load
 from lab.planner.tuning import Trial, cheapest, geometric, loosest_holding
-from worker.capacity import ScalerConfig, decide
+from worker.scaler.capacity import ScalerConfig, decide
 
 POLICY_NAMES = (
     "fleetlab",
