@@ -8,7 +8,15 @@ from dataclasses import replace
 
 import pytest
 
-from worker.scaler.capacity import Decision, Member, Memory, Observed, ScalerConfig, decide
+from worker.scaler.capacity import (
+    Decision,
+    Member,
+    Memory,
+    Observed,
+    ScalerConfig,
+    budget_s,
+    decide,
+)
 from worker.scaler.erlang import erlang_c, expected_queue, servers_for, wait_exceeds
 
 CONFIG = ScalerConfig(
@@ -349,3 +357,10 @@ def test_an_instance_younger_than_its_minimum_bill_is_kept() -> None:
     old = Member("i-old", launched_at=0, state="idle", heartbeat_at=1000)
     [decision] = run([(1000, observed((young, old)))], config)
     assert decision.drain == ("i-old",)
+
+
+def test_heavy_tailed_jobs_leave_the_long_ones_time_to_run() -> None:
+    assert budget_s(180, CONFIG) == 720  # untimed: the SLO less the mean job
+    assert budget_s(180, CONFIG, 0.0) == 720  # all jobs alike: the same
+    assert budget_s(180, CONFIG, 1.0) == 540  # exponential: less the mean plus one sd
+    assert budget_s(180, CONFIG, 100.0) == 18  # never below a tenth of a job

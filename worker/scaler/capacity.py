@@ -216,9 +216,12 @@ def estimate_rate(
     return (fast if abs(fast - slow) > 3 * noise else slow), fast
 
 
-def budget_s(job_s: float, config: ScalerConfig) -> float:
-    """What a job may wait and still be on time."""
-    return max(config.slo_p95_s - job_s, 0.1 * job_s)
+def budget_s(job_s: float, config: ScalerConfig, scv: float | None = None) -> float:
+    """What a job may wait and still be on time: the SLO less a long job's run, the mean plus one
+    standard deviation of the timed jobs (just the mean until they were timed, or when they all
+    take the same time). With heavy-tailed jobs the mean would leave the long ones no time."""
+    spread = math.sqrt(scv) if scv else 0.0
+    return max(config.slo_p95_s - job_s * (1 + spread), 0.1 * job_s)
 
 
 def steady_need(rate: float, job_s: float, scv: float | None, config: ScalerConfig) -> int:
@@ -226,14 +229,15 @@ def steady_need(rate: float, job_s: float, scv: float | None, config: ScalerConf
     budget is spent, not hoarded: with the timed jobs' own variability (fixed-length jobs wait
     about half as long as M/M/c's exponential ones), M/M/c until enough jobs were timed."""
     variability = 1.0 if scv is None else scv
-    return servers_for(rate, job_s, budget_s(job_s, config), config.quantile, scv=variability)
+    budget = budget_s(job_s, config, scv)
+    return servers_for(rate, job_s, budget, config.quantile, scv=variability)
 
 
 def need(
     observed: Observed, rate: float, job_s: float, scv: float | None, config: ScalerConfig
 ) -> tuple[int, str]:
     """Instances needed now (before min/max), and the reason in words."""
-    budget = budget_s(job_s, config)
+    budget = budget_s(job_s, config, scv)
     steady = steady_need(rate, job_s, scv, config)
     # The newest of a backlog B waits about B·job/c on c instances. When that exceeds half the
     # budget, more are needed now: the rate estimate lags a step up in demand, the queue does not.
