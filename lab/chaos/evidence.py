@@ -14,10 +14,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab.chaos.report import Tally
-from lab.resources import AwsClients, LabEnv
-from lab.results import parse_response
-from worker import ec2
-from worker.request import salvage_envelope
+from lab.client.results import parse_response
+from lab.runtime.resources import AwsClients, LabEnv
+from worker.handle.request import salvage_envelope
+from worker.scaler import ec2
+from worker.state.activity import EventName
+from worker.state.layout import CLAIMS
 
 # worker msgid reqid [date] "event service" status seconds "detail"
 _LINE = re.compile(
@@ -67,7 +69,7 @@ class Evidence:
         """Every response, by either road."""
         return self.callbacks + self.queue
 
-    def lines(self, event: str, request_id: str | None = None) -> list[Line]:
+    def lines(self, event: EventName, request_id: str | None = None) -> list[Line]:
         """Activity lines of one event (for one request id)."""
         return [
             x
@@ -178,7 +180,7 @@ def read_claims(clients: AwsClients, bucket: str) -> dict[str, dict[str, Any]]:
     """Every claim document, by key."""
     claims: dict[str, dict[str, Any]] = {}
     paginator = clients.s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix="claims/"):
+    for page in paginator.paginate(Bucket=bucket, Prefix=CLAIMS):
         for item in page.get("Contents", []):
             body = clients.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
             try:
@@ -206,6 +208,6 @@ def fleet_size(clients: AwsClients, env: LabEnv) -> int:
         return 0
 
 
-def workers_of(evidence: Evidence, event: str) -> Counter[str]:
+def workers_of(evidence: Evidence, event: EventName) -> Counter[str]:
     """How many ``event`` lines each worker logged."""
     return Counter(x.worker for x in evidence.lines(event))

@@ -38,9 +38,6 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import faults, fleet, instances, procs
-from lab.bodies import reap
-from lab.bundle import Bundle
 from lab.chaos.evidence import (
     Evidence,
     Response,
@@ -51,11 +48,17 @@ from lab.chaos.evidence import (
     read_queue,
 )
 from lab.chaos.report import Check
+from lab.client.submit import Auth, JobSpec, build_xml, send
+from lab.deploy.bundle import Bundle
+from lab.ec2 import faults, instances
+from lab.ec2.bodies import reap
 from lab.errors import LabError
-from lab.resources import AwsClients, LabEnv
-from lab.settings import LabSettings
-from lab.submit import Auth, JobSpec, build_xml, send
-from worker.store import S3JsonStore
+from lab.runtime import procs, stack
+from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.settings import LabSettings
+from worker.state.layout import status_key
+from worker.state.status import Status
+from worker.state.store import S3JsonStore
 
 T = TypeVar("T")
 
@@ -68,7 +71,7 @@ FAST_WORKER = {
     "FLEETLAB_LOG_FLUSH": "0.2",
     "FLEETLAB_STATUS_INTERVAL": "1",
 }
-CALLBACK_AUTH = Auth(*fleet.CALLBACK_AUTH.split(":", 1))
+CALLBACK_AUTH = Auth(*stack.CALLBACK_AUTH.split(":", 1))
 
 
 class ScenarioFailed(LabError):
@@ -169,10 +172,10 @@ class ChaosLab:
         """A clean lab: the scenario's folder emptied, then everything started afresh."""
         home = self.settings.home
         if procs.running(self.settings.pids):
-            fleet.down(self.settings, grace_s=10)
+            stack.down(self.settings, grace_s=10)
         shutil.rmtree(home, ignore_errors=True)
         setup = self.setup
-        self._env = fleet.up(self.settings, 0, setup.instances, "process", setup.bounds,
+        self._env = stack.up(self.settings, 0, setup.instances, "process", setup.bounds,
                              self.built, self.own_emulator)  # fmt: skip
         where = "its own" if self.own_emulator else "a shared"
         self.mark(f"lab up: {setup.instances} instance(s) on {where} {self.settings.env} emulator")
@@ -181,7 +184,7 @@ class ChaosLab:
     def down(self) -> None:
         """Stop everything this scenario started (not a shared emulator) and free its disk: its
         folder keeps the logs, the bodies' consoles and activity logs, nothing else of size."""
-        fleet.down(self.settings, grace_s=20)
+        stack.down(self.settings, grace_s=20)
         reap()  # bodies a rollout restarted are this process's children
         shutil.rmtree(self.settings.home / "bundles", ignore_errors=True)  # bad-bundle's build
 
@@ -271,10 +274,10 @@ class ChaosLab:
         """What the callback receiver has recorded so far."""
         return read_callbacks(self.receiver_url)
 
-    def status(self, instance_id: str) -> dict[str, Any]:
-        """An instance's status document (empty before its first one)."""
-        found = self.store.read(f"status/{instance_id}.json")
-        return dict(found.doc) if found else {}
+    def status(self, instance_id: str) -> Status | None:
+        """An instance's status document (None before its first one)."""
+        found = self.store.read(status_key(instance_id))
+        return Status.from_doc(found.doc, instance_id) if found else None
 
     def live(self) -> list[str]:
         """Instances EC2 says are running."""
@@ -282,12 +285,13 @@ class ChaosLab:
 
     def idle(self) -> list[str]:
         """Running instances whose worker says idle."""
-        return [i for i in self.live() if self.status(i).get("state") == "idle"]
+        return [i for i in self.live() if (s := self.status(i)) and s.state == "idle"]
 
     def running_job(self, message_id: str) -> str | None:
         """The instance whose worker reports ``message_id`` as its current job."""
         for instance_id in self.live():
-            if self.status(instance_id).get("current_request") == message_id:
+            status = self.status(instance_id)
+            if status and status.current_request == message_id:
                 return instance_id
         return None
 

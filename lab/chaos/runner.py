@@ -13,11 +13,11 @@ from dataclasses import replace
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import emulator, fleet, procs
 from lab.chaos.harness import ChaosLab, Shared
 from lab.chaos.report import ScenarioReport
 from lab.chaos.scenarios import Scenario
-from lab.settings import LabSettings
+from lab.runtime import emulator, procs, stack
+from lab.runtime.settings import LabSettings
 from worker.errors import FleetlabError
 
 
@@ -42,10 +42,10 @@ def shared_for(base: LabSettings, scenarios: Sequence[Scenario]) -> Iterator[Sha
     port: int | None = None
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            building = pool.submit(fleet.build, settings)
+            building = pool.submit(stack.build, settings)
             if not all(s.setup.own_emulator for s in scenarios):
                 port = procs.free_port()
-                emulator.start(replace(settings, emulator_port=port), fleet.base_env(base.env))
+                emulator.start(replace(settings, emulator_port=port), stack.base_env(base.env))
             built = building.result()
         yield Shared(built, port)
     finally:

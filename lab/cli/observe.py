@@ -9,12 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from lab import instances, procs, scaler
-from lab.bodies import Body, liveness
 from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
-from lab.resources import AwsClients, LabEnv
-from worker.queue import depth
-from worker.store import S3JsonStore
+from lab.ec2 import instances
+from lab.ec2.bodies import Body, liveness
+from lab.runtime import procs, scaler
+from lab.runtime.resources import AwsClients, LabEnv
+from worker.consume.queue import depth
+from worker.state.layout import STATUS
+from worker.state.store import S3JsonStore
 
 _STALE_S = 30.0
 
@@ -32,9 +34,7 @@ def queue_depths(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, int]]:
 def status_docs(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, Any]]:
     """Every status document, by worker id, with its heartbeat age and a staleness flag."""
     found: dict[str, dict[str, Any]] = {}
-    pages = clients.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=env.bucket, Prefix="status/"
-    )
+    pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=env.bucket, Prefix=STATUS)
     for item in (i for page in pages for i in page.get("Contents", [])):
         doc = json.loads(clients.s3.get_object(Bucket=env.bucket, Key=item["Key"])["Body"].read())
         age = time.time() - float(doc.get("heartbeat_at", 0))

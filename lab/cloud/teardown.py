@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from lab import instances, scaler
 from lab.cloud.names import IAM_PATH, TAG, is_ours, tag_map
 from lab.cloud.storage import error_code
-from lab.resources import AwsClients
+from lab.ec2 import instances
+from lab.runtime.resources import AwsClients
+from worker.state.layout import SCALER_CONFIG
 
 ORDER = ("instance", "launch template", "instance profile", "iam role", "security group",
          "sqs queue", "s3 bucket", "log group")  # fmt: skip
@@ -62,7 +63,7 @@ def remove(
     buckets = [f.name for f in ours if f.resource == "s3 bucket"]
     for bucket in buckets:  # the fleet's scalers stop acting before their fleet goes
         with contextlib.suppress(ClientError):
-            clients.s3.delete_object(Bucket=bucket, Key=scaler.CONFIG_KEY)
+            clients.s3.delete_object(Bucket=bucket, Key=SCALER_CONFIG)
     doomed = [f.name for f in ours if f.resource == "instance"]
     if doomed:
         instances.terminate(clients.ec2, doomed)

@@ -3,7 +3,7 @@
 # fetch the current code bundle from S3, verify it, install it as a release, set the previous
 # code aside as code.previous, link `code` to the release and run the release's start-up script.
 # Code changes by uploading a bundle, never by rebuilding the image; running this script again
-# on a live instance re-deploys. lab/userdata.py puts the configuration in front of this text as
+# on a live instance re-deploys. lab/ec2/userdata.py puts the configuration in front of this text as
 # `export NAME=value` lines. No `set -x` anywhere: the console log must never show a secret.
 set -euo pipefail
 umask 022
@@ -87,7 +87,7 @@ root=$FLEETLAB_ROOT
 # host into the venv cache, under a key of both, and every release with the same wheels links to
 # it. On EC2 the cache is the instance's own ($root/venvs: a rollback or a re-deploy of the same
 # wheels installs nothing); the lab's hypervisor points all bodies of one machine at one cache.
-# Lab-side pruning (lab/disks.py) takes a cache entry's lock before it deletes an entry that no
+# Lab-side pruning (lab/ec2/disks.py) takes a cache entry's lock before it deletes an entry that no
 # release links to, so the link is made while the lock is held.
 venvs="${FLEETLAB_VENV_CACHE:-$root/venvs}"
 install_venv() { # install_venv RELEASE: link RELEASE/venv to the cached venv of its wheels
@@ -155,7 +155,7 @@ d = json.load(open(sys.argv[1]))
 print(d["version"], d["key"], d["sha256"])' "$downloads/current.json") ||
   die "bundles/current.json is not a bundle pointer"
 read -r version key sha256 <<<"$fields"
-# These become paths and URLs: refuse anything but the shapes lab/bundle.py writes.
+# These become paths and URLs: refuse anything but the shapes lab/deploy/bundle.py writes.
 [[ $version =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "bad version in the pointer"
 [[ $key =~ ^bundles/[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.gz$ ]] || die "bad key in the pointer"
 [[ $sha256 =~ ^[0-9a-f]{64}$ ]] || die "bad sha256 in the pointer"
