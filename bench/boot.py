@@ -32,7 +32,7 @@ from lab.deploy import bundle
 from lab.ec2 import disks, userdata
 from lab.ec2.bodies import ProcessBackend, body_env
 from lab.runtime import emulator, procs
-from lab.runtime.resources import AwsClients, ensure
+from lab.runtime.resources import ensure, lab_clients
 from lab.runtime.settings import LabSettings
 from lab.runtime.stack import base_env, build, instance_config
 
@@ -73,7 +73,7 @@ def main() -> int:
     env = base_env()
     emulator.start(settings, env)
     try:
-        clients = AwsClients(settings.region, settings.endpoint_url)
+        clients = lab_clients(settings.region, settings.endpoint_url)
         lab_env = ensure(settings, clients)
         made = build(settings)
         bundle.publish(clients.s3, lab_env.bucket, made)

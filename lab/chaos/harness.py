@@ -54,8 +54,9 @@ from lab.ec2 import faults, instances
 from lab.ec2.bodies import reap
 from lab.errors import LabError
 from lab.runtime import procs, stack
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.settings import LabSettings
+from worker.aws import Clients
 from worker.state.layout import status_key
 from worker.state.status import Status
 from worker.state.store import S3JsonStore
@@ -142,7 +143,7 @@ class ChaosLab:
         self.fleet_samples: list[tuple[float, int]] = []
         self.figures: dict[str, float] = {}
         self._env: LabEnv | None = None
-        self._clients: AwsClients | None = None
+        self._clients: Clients | None = None
 
     # ---------------------------------------------------------------------------- up and down
 
@@ -153,9 +154,9 @@ class ChaosLab:
         return self._env
 
     @property
-    def clients(self) -> AwsClients:
+    def clients(self) -> Clients:
         if self._clients is None:
-            self._clients = AwsClients.for_env(self.env)
+            self._clients = clients_for(self.env)
         return self._clients
 
     @property

@@ -18,7 +18,8 @@ from lab.deploy import bundle
 from lab.ec2 import instances
 from lab.ec2.bodies import Body, backend_for, liveness
 from lab.errors import LabError
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv
+from worker.aws import Clients
 from worker.state.layout import status_key
 from worker.state.status import Status
 from worker.state.store import S3JsonStore
@@ -50,7 +51,7 @@ def healthy(status: Status | None, version: str, since: float) -> bool:
 class Rollout:
     """Re-deploys a fleet's instances one by one to the bundle ``current`` points at."""
 
-    def __init__(self, home: Path, env: LabEnv, clients: AwsClients, health_s: float,
+    def __init__(self, home: Path, env: LabEnv, clients: Clients, health_s: float,
                  grace_s: float, say: Callable[[str], None]) -> None:  # fmt: skip
         self.home = home
         self.env = env
