@@ -18,7 +18,7 @@ from worker.errors import FleetlabError
 from worker.handle.deliver import Deliverer
 from worker.handle.job import JobContext
 from worker.handle.pipeline import Pipeline
-from worker.handle.services import load_registry
+from worker.handle.service_file import load_registry
 from worker.net.http import SafeHttp
 from worker.state.activity import ActivityLog, CloudWatchSink, EventName
 from worker.state.claims import Claims
@@ -41,7 +41,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         config=config,
         claims=Claims(store, config.worker_id),
         deliverer=Deliverer(http, queue, config.retry, config.limits),
-        registry=load_registry(config.services_file),
+        registry=load_registry(config.services_file, config.services_dir),
         job=JobContext(config=config, http=http, s3=clients.s3),
         log=log,
         inbox=inbox,

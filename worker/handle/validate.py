@@ -77,7 +77,7 @@ def validate(
         scratch = config.work_dir / "jobs" / key
         given = request.input if service.needs_input else None
         input_path = scratch / f"input{_suffix(given.url)}" if given is not None else None
-        output_path = scratch / f"result{service.output_suffix}"
+        output_path = scratch / service.result_name(request.parameters)
         argv = service.argv(  # filters the parameters through the allow-list: the one check
             request.parameters,
             python=sys.executable,
