@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from lab.cli import chaos, cloud, env, fleet, image, instance, jobs, observe, plan, scaler
+from lab.cli import (
+    chaos,
+    cloud,
+    env,
+    fleet,
+    image,
+    instance,
+    jobs,
+    observe,
+    plan,
+    scaler,
+    service,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run fleetlab on one machine.")
 app.add_typer(env.app, name="env")
@@ -12,6 +24,7 @@ app.add_typer(instance.app, name="instance")
 app.add_typer(image.app, name="image")
 app.add_typer(scaler.app, name="scaler")
 app.add_typer(chaos.app, name="chaos")
+app.add_typer(service.app, name="service")
 fleet.register(app)
 jobs.register(app)
 observe.register(app)

@@ -40,6 +40,7 @@ class LabSettings:
     aws_endpoint_url: str | None = None  # env aws: AWS_ENDPOINT_URL if set (tests: moto)
     tools: Path = Path.home() / ".cache" / "fleetlab"  # emulators installed on demand
     instance_env: Mapping[str, str] = field(default_factory=dict)  # extra worker settings
+    services_dir: Path | None = None  # a team's own services folder, carried in every bundle
 
     @property
     def endpoint_url(self) -> str:
@@ -80,6 +81,7 @@ def load_settings(env: Mapping[str, str] | None = None, name: str | None = None)
         receiver_port=int(env.get("FLEETLAB_RECEIVER_PORT") or 8765),
         visibility_timeout_s=int(env.get("FLEETLAB_LAB_VISIBILITY_TIMEOUT") or 30),
         aws_endpoint_url=(env.get("AWS_ENDPOINT_URL") or None) if real else None,
+        services_dir=environment.services_dir(home, env),
     )
 
 

@@ -115,7 +115,12 @@ def deploy(
     settings: LabSettings, lab_env: LabEnv, clients: Clients, broken: bool = False
 ) -> Bundle:
     """Build and publish a code bundle; point the fleet's launch template at the boot script."""
-    made = bundle.build(project_root(), settings.home / "bundles", start_fails=broken)
+    made = bundle.build(
+        project_root(),
+        settings.home / "bundles",
+        start_fails=broken,
+        services=settings.services_dir,
+    )
     bundle.publish(clients.s3, lab_env.bucket, made)
     instances.ensure_template(
         clients.ec2, lab_env.env, userdata.render(instance_config(settings, lab_env))
@@ -166,9 +171,16 @@ def start_worker(
         "FLEETLAB_WORKER_ID": name,
         "FLEETLAB_WORK_DIR": str(settings.home / "workers" / name),
         "FLEETLAB_SPEED": f"{settings.job_speed:g}",
-    } | (extra or {})  # fmt: skip
+    } | _own_services(settings) | (extra or {})  # fmt: skip
     argv = [sys.executable, "-m", "worker"]
     return procs.start(name, argv, settings.pids, settings.logs, env, Path.cwd())
+
+
+def _own_services(settings: LabSettings) -> dict[str, str]:
+    # A plain worker loads the services folder where it is; an instance, from its bundle.
+    if settings.services_dir is None:
+        return {}
+    return {"FLEETLAB_SERVICES_DIR": str(settings.services_dir.resolve())}
 
 
 def down(settings: LabSettings, grace_s: float = 60.0) -> list[str]:

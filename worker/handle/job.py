@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _CHUNK = 1 << 20
-_BINARY_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+BINARY_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def run_job(
             cwd=job.scratch,
             timeout_s=min(job.service.timeout_s, ctx.config.limits.default_run_timeout_s),
             max_output_bytes=ctx.config.limits.max_output_bytes,
-            env=_BINARY_ENV | job.service.environment() | {"HOME": str(job.scratch)},
+            env=BINARY_ENV | job.service.environment() | {"HOME": str(job.scratch)},
             cancel=cancel,
         )
         verdict = judge(ending, receive_count, ctx.config.max_receive_count)

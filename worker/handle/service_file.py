@@ -28,7 +28,7 @@ from worker.handle.services import (
 
 FILE = "services.toml"
 BUILT_IN_HOME = Path(__file__).resolve().parent  # {service_dir} of the built-ins
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a service name
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _RESERVED_ENV = frozenset({"PATH", "HOME", "LD_PRELOAD", "LD_LIBRARY_PATH"})
 _Fail = Callable[[str], ConfigError]
@@ -120,7 +120,7 @@ def _read(file: Path) -> str:
 
 
 def _named(where: _Where, name: str, raw: object) -> bool:
-    if not _NAME.fullmatch(name):
+    if not NAME.fullmatch(name):
         raise where.error(f"services.{name}", f"service name {name!r}: use a-z, 0-9, '-', '_'")
     if not isinstance(raw, dict):
         raise where.error(f"services.{name}", f"services.{name} must be a table")
