@@ -13,6 +13,7 @@ from worker.config import WorkerConfig, load_worker_config
 from worker.consume.heartbeat import Beat, Heartbeat
 from worker.consume.inbox import Inbox
 from worker.consume.loop import Interrupted, Worker
+from worker.consume.offload import DeleteBodies
 from worker.consume.queue import RequestQueue
 from worker.errors import FleetlabError
 from worker.handle.deliver import Deliverer
@@ -30,7 +31,12 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
     """Wire a worker from its configuration."""
     clients = Clients(config.aws, read_timeout_s=config.wait_time_s + 10)
     store = S3JsonStore(clients.s3, config.bucket)
-    queue = RequestQueue(clients.sqs, config.request_queue_url, config.response_queue_url)
+    queue = RequestQueue(
+        clients.sqs,
+        config.request_queue_url,
+        config.response_queue_url,
+        on_deleted=DeleteBodies(clients.s3, config.bucket) if config.delete_offloaded else None,
+    )
     http = SafeHttp(config.url_policy)
     sink = CloudWatchSink(clients.logs, config.log_group, config.worker_id)
     log = ActivityLog(

@@ -66,10 +66,17 @@ class Rejected:
 
 
 def validate(
-    body: bytes, message_id: str, config: WorkerConfig, registry: Registry
+    body: bytes,
+    message_id: str,
+    config: WorkerConfig,
+    registry: Registry,
+    max_bytes: int | None = None,
 ) -> Job | Rejected:
-    """Check ``body`` once; return the ``Job`` to run or why it is ``Rejected``."""
-    max_bytes = config.limits.max_request_bytes
+    """Check ``body`` once; return the ``Job`` to run or why it is ``Rejected``.
+
+    ``max_bytes``: the body's size limit (default: an inline request's; an offloaded one has
+    its own)."""
+    max_bytes = config.limits.max_request_bytes if max_bytes is None else max_bytes
     try:
         request = parse_request(body, max_bytes)
         service = registry.get(request.service)
