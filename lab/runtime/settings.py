@@ -13,8 +13,9 @@ import boto3
 from lab.runtime import environment
 
 EMULATOR_PORTS = {"local": 5000, "localstack": 4566}
-# What a stock Debian 12 image lacks for the boot script (venv) and the audio services (sox).
-AWS_BOOT_PACKAGES = ("python3-venv", "sox")
+# What a stock Debian 12 image lacks for the boot script (venv), the audio services (sox), the
+# image service (imagemagick) and the encrypt service (age).
+AWS_BOOT_PACKAGES = ("python3-venv", "sox", "imagemagick", "age")
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,9 @@ def _by_kind(
         except re.error as exc:
             raise fail("pattern", f"{at}.pattern does not compile: {exc}") from None
         return dataclasses.replace(base, kind="pattern", pattern=compiled)
-    raise fail("kind", f"{at}.kind must be int, float, choice or pattern")
+    if kind == "age-recipient":
+        return dataclasses.replace(base, kind="age-recipient")
+    raise fail("kind", f"{at}.kind must be int, float, choice, pattern or age-recipient")
 
 
 def _with_default(made: Parameter, default: object, fail: _Fail, at: str) -> Parameter:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Literal
 
 from worker.errors import ParameterRejected, UnknownService
+from worker.handle.recipients import is_age_recipient
 
-ParamKind = Literal["int", "float", "choice", "pattern"]
+ParamKind = Literal["int", "float", "choice", "pattern", "age-recipient"]
 OutputKind = Literal["stdout", "stderr", "file"]
 _INT = re.compile(r"[+-]?[0-9]{1,12}")
 _FLOAT = re.compile(r"[+-]?[0-9]{1,12}(\.[0-9]{1,9})?")
@@ -48,6 +49,10 @@ class Parameter:
                 raise ParameterRejected(
                     f"parameter {self.name!r} must be one of {', '.join(self.choices)}"
                 )
+            return
+        if self.kind == "age-recipient":
+            if not is_age_recipient(value):
+                raise ParameterRejected(f"parameter {self.name!r} must be an age recipient (age1…)")
             return
         if self.kind == "pattern":
             assert self.pattern is not None
