@@ -52,6 +52,10 @@ class _Where:
             for number, text in enumerate(self._lines, 1):
                 if header.fullmatch(text.strip()):
                     return self._key_line(number, parts[depth:]) or number
+            # A table made only implicitly, by a sub-table's header: point at that header.
+            for number, text in enumerate(self._lines, 1):
+                if _header(parts[:depth], sub=True).match(text.strip()):
+                    return number
         return 1
 
     def _key_line(self, header_line: int, rest: list[str]) -> int | None:
@@ -67,8 +71,10 @@ class _Where:
         return None
 
 
-def _header(parts: list[str]) -> re.Pattern[str]:
+def _header(parts: list[str], sub: bool = False) -> re.Pattern[str]:
     quoted = r"\.".join(rf'(?:{re.escape(p)}|"{re.escape(p)}")' for p in parts)
+    if sub:
+        return re.compile(rf"\[\s*{quoted}\.")
     return re.compile(rf"\[\s*{quoted}\s*\](?:\s*#.*)?")
 
 
