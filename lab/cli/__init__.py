@@ -7,6 +7,8 @@ import typer
 from lab.cli import (
     chaos,
     cloud,
+    dashboard,
+    dlq,
     env,
     fleet,
     image,
@@ -25,11 +27,13 @@ app.add_typer(image.app, name="image")
 app.add_typer(scaler.app, name="scaler")
 app.add_typer(chaos.app, name="chaos")
 app.add_typer(service.app, name="service")
+app.add_typer(dlq.app, name="dlq")
 fleet.register(app)
 jobs.register(app)
 observe.register(app)
 plan.register(app)
 cloud.register(app)
+dashboard.register(app)
 
 
 def main() -> None:
