@@ -15,6 +15,9 @@ from pathlib import Path
 from worker.errors import ConfigError
 
 ENVIRONMENTS = ("local", "localstack", "aws")
+# The inline head of an output may grow six-fold as XML (escaping, U+FFFD for bytes XML cannot
+# carry); at 128 KiB a response stays under SQS's 1 MiB and the callback receiver's 1 MiB.
+MAX_INLINE_OUTPUT = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Limits:
     """Bounds on what one request may cost: sizes in bytes, times in seconds."""
 
     max_request_bytes: int = 16 * 1024
+    max_offloaded_request_bytes: int = 1024 * 1024  # a body the extended client put in S3
     max_input_bytes: int = 256 * 1024 * 1024
     max_output_bytes: int = 64 * 1024
     max_callback_response_bytes: int = 64 * 1024
@@ -69,7 +73,9 @@ class WorkerConfig:
     worker_id: str
     work_dir: Path
     dead_letter_queue_url: str | None = None
-    services_file: Path | None = None
+    delete_offloaded: bool = True  # delete an offloaded request body once its message is settled
+    services_file: Path | None = None  # the built-ins, from another file (tests)
+    services_dir: Path | None = None  # a services folder of the team's own, loaded beside them
     limits: Limits = field(default_factory=Limits)
     retry: Retry = field(default_factory=Retry)
     url_policy: UrlPolicy = field(default_factory=UrlPolicy)
@@ -134,6 +140,9 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
     limits = Limits(
         max_request_bytes=int(_number(env, "FLEETLAB_MAX_REQUEST_BYTES", 16 * 1024)),
         max_input_bytes=int(_number(env, "FLEETLAB_MAX_INPUT_BYTES", 256 * 1024 * 1024)),
+        max_offloaded_request_bytes=int(
+            _number(env, "FLEETLAB_MAX_OFFLOADED_REQUEST_BYTES", 1024 * 1024)
+        ),
         max_output_bytes=int(_number(env, "FLEETLAB_MAX_OUTPUT_BYTES", 64 * 1024)),
         fetch_timeout_s=_number(env, "FLEETLAB_FETCH_TIMEOUT", 60.0),
         callback_timeout_s=_number(env, "FLEETLAB_CALLBACK_TIMEOUT", 10.0),
@@ -148,7 +157,13 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         allow_loopback=_flag(env, "FLEETLAB_ALLOW_LOOPBACK_URLS", lab),
         allow_private=_flag(env, "FLEETLAB_ALLOW_PRIVATE_URLS", False),
     )
+    if limits.max_output_bytes > MAX_INLINE_OUTPUT:
+        raise ConfigError(
+            f"FLEETLAB_MAX_OUTPUT_BYTES must be at most {MAX_INLINE_OUTPUT} (128 KiB): past it a "
+            "response could outgrow SQS's 1 MiB; longer outputs go to S3 whole anyway"
+        )
     services = env.get("FLEETLAB_SERVICES_FILE")
+    own = env.get("FLEETLAB_SERVICES_DIR")
     visibility = int(_number(env, "FLEETLAB_VISIBILITY_TIMEOUT", 30))
     if visibility < 2:
         raise ConfigError("FLEETLAB_VISIBILITY_TIMEOUT must be at least 2 seconds")
@@ -157,11 +172,13 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         request_queue_url=_get(env, "FLEETLAB_REQUEST_QUEUE_URL"),
         response_queue_url=_get(env, "FLEETLAB_RESPONSE_QUEUE_URL"),
         dead_letter_queue_url=env.get("FLEETLAB_DEAD_LETTER_QUEUE_URL") or None,
+        delete_offloaded=_flag(env, "FLEETLAB_DELETE_OFFLOADED", True),
         bucket=_get(env, "FLEETLAB_BUCKET"),
         log_group=_get(env, "FLEETLAB_LOG_GROUP"),
         worker_id=env.get("FLEETLAB_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
         work_dir=Path(env.get("FLEETLAB_WORK_DIR") or Path.cwd() / "work"),
         services_file=Path(services) if services else None,
+        services_dir=Path(own) if own else None,
         limits=limits,
         retry=retry,
         url_policy=policy,

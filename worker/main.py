@@ -13,12 +13,13 @@ from worker.config import WorkerConfig, load_worker_config
 from worker.consume.heartbeat import Beat, Heartbeat
 from worker.consume.inbox import Inbox
 from worker.consume.loop import Interrupted, Worker
+from worker.consume.offload import DeleteBodies
 from worker.consume.queue import RequestQueue
 from worker.errors import FleetlabError
 from worker.handle.deliver import Deliverer
 from worker.handle.job import JobContext
 from worker.handle.pipeline import Pipeline
-from worker.handle.services import load_registry
+from worker.handle.service_file import load_registry
 from worker.net.http import SafeHttp
 from worker.state.activity import ActivityLog, CloudWatchSink, EventName
 from worker.state.claims import Claims
@@ -30,7 +31,12 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
     """Wire a worker from its configuration."""
     clients = Clients(config.aws, read_timeout_s=config.wait_time_s + 10)
     store = S3JsonStore(clients.s3, config.bucket)
-    queue = RequestQueue(clients.sqs, config.request_queue_url, config.response_queue_url)
+    queue = RequestQueue(
+        clients.sqs,
+        config.request_queue_url,
+        config.response_queue_url,
+        on_deleted=DeleteBodies(clients.s3, config.bucket) if config.delete_offloaded else None,
+    )
     http = SafeHttp(config.url_policy)
     sink = CloudWatchSink(clients.logs, config.log_group, config.worker_id)
     log = ActivityLog(
@@ -41,7 +47,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         config=config,
         claims=Claims(store, config.worker_id),
         deliverer=Deliverer(http, queue, config.retry, config.limits),
-        registry=load_registry(config.services_file),
+        registry=load_registry(config.services_file, config.services_dir),
         job=JobContext(config=config, http=http, s3=clients.s3),
         log=log,
         inbox=inbox,

@@ -17,6 +17,7 @@ from lab.cli import (
     observe,
     plan,
     scaler,
+    service,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run fleetlab on one machine.")
@@ -25,6 +26,7 @@ app.add_typer(instance.app, name="instance")
 app.add_typer(image.app, name="image")
 app.add_typer(scaler.app, name="scaler")
 app.add_typer(chaos.app, name="chaos")
+app.add_typer(service.app, name="service")
 app.add_typer(dlq.app, name="dlq")
 fleet.register(app)
 jobs.register(app)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,11 +14,13 @@ from lab.cli import progress
 from lab.cli.common import errors_to_exit, settings
 from lab.client.results import Result, from_queue, from_receiver
 from lab.client.submit import send
+from lab.deploy import services as own_services
 from lab.deploy.rollout import Rollout
 from lab.ec2 import instances
 from lab.errors import LabError
 from lab.runtime import environment, scaler, stack
 from lab.runtime.resources import LabEnv, clients_for
+from lab.runtime.settings import LabSettings
 from worker.state.store import S3JsonStore
 
 
@@ -44,10 +48,11 @@ def up(
         str | None,
         typer.Option("--env", help="local (moto) or localstack, remembered as by `lab env use`."),
     ] = None,
+    services: Annotated[Path | None, SERVICES_OPTION] = None,
 ) -> None:
     """Start the emulator, create queues/bucket/log group, start receiver and workers."""
     with errors_to_exit():
-        config = settings(env_name)
+        config = with_services(settings(env_name), services)
         if env_name:
             environment.use(config.home, env_name)
         if backend not in ("process", "docker"):
@@ -62,6 +67,25 @@ def up(
         )
         if samples and not run_samples(lab_env, wait):
             raise typer.Exit(1)
+
+
+SERVICES_OPTION = typer.Option(
+    "--services",
+    help="A services folder of your own (services.toml, its files, packages.txt) to carry in "
+    "every bundle; remembered in .lab/config.toml.",
+)
+
+
+def with_services(config: LabSettings, folder: Path | None) -> LabSettings:
+    """``config`` with the services folder ``folder`` (checked, then remembered), if given."""
+    if folder is None:
+        return config
+    checked = own_services.check(folder)
+    for note in checked.notes:
+        typer.echo(f"note: {note}", err=True)
+    path = folder.resolve()
+    environment.remember(config.home, "services", str(path))
+    return dataclasses.replace(config, services_dir=path)
 
 
 def run_samples(lab_env: LabEnv, wait: float) -> bool:
@@ -124,10 +148,11 @@ def deploy(
     broken: Annotated[
         bool, typer.Option(help="Deploy a bundle whose start-up fails (fault scenarios).")
     ] = False,
+    services: Annotated[Path | None, SERVICES_OPTION] = None,
 ) -> None:
     """Build a code bundle, upload it, move `current`; with --rollout, update the fleet."""
     with errors_to_exit():
-        config = settings()
+        config = with_services(settings(), services)
         lab_env = LabEnv.load(config.home)
         if rollout and not lab_env.emulated:
             raise LabError(

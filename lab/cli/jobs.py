@@ -10,7 +10,7 @@ import typer
 from lab.cli import tables
 from lab.cli.common import emit_json, errors_to_exit, lab_env
 from lab.client.results import from_queue
-from lab.client.submit import Auth, JobSpec, build_xml, parse_param, send
+from lab.client.submit import Auth, JobSpec, build_xml, parse_param, send_any_size
 from lab.runtime.resources import clients_for
 
 
@@ -71,7 +71,8 @@ def submit(
         if verbose:
             typer.echo(body.decode(), err=True)
         env = lab_env()
-        typer.echo(send(clients_for(env).sqs, env.request_queue_url, body))
+        clients = clients_for(env)
+        typer.echo(send_any_size(clients.sqs, clients.s3, env.request_queue_url, env.bucket, body))
 
 
 def results(

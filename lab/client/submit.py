@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from worker.consume.offload import POINTER_CLASS
+from worker.consume.queue import PAYLOAD_SIZE_ATTRIBUTES
 from worker.errors import InvalidRequest
 from worker.handle.request import Credentials, parse_request
+from worker.state.layout import offloaded_key
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
 
 # Basic-auth credentials for the input or the callback: the request's own type.
@@ -84,3 +91,22 @@ def render_xml(spec: JobSpec) -> bytes:
 def send(sqs: SQSClient, queue_url: str, body: bytes) -> str:
     """Send one request; return its SQS message id (what the response will carry)."""
     return sqs.send_message(QueueUrl=queue_url, MessageBody=body.decode())["MessageId"]
+
+
+def send_any_size(sqs: SQSClient, s3: S3Client, queue_url: str, bucket: str, body: bytes) -> str:
+    """Send one request; one over the queue's size limit goes as the SQS extended client
+    libraries send it: the body to ``requests/`` in the fleet's bucket, a pointer on the queue."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["MaximumMessageSize"])
+    limit = int(attributes["Attributes"].get("MaximumMessageSize", "262144"))
+    if len(body) <= limit:
+        return send(sqs, queue_url, body)
+    key = offloaded_key(f"{uuid.uuid4()}.xml")
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/xml")
+    pointer = json.dumps([POINTER_CLASS, {"s3BucketName": bucket, "s3Key": key}])
+    size: MessageAttributeValueTypeDef = {"DataType": "Number", "StringValue": str(len(body))}
+    reply = sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=pointer,
+        MessageAttributes={PAYLOAD_SIZE_ATTRIBUTES[0]: size},
+    )
+    return reply["MessageId"]

@@ -1,8 +1,9 @@
 """Code bundles: what instances download from S3 at boot instead of baking code into an image.
 
 A bundle is a ``.tar.gz`` of ``wheelhouse/`` (the project's wheel and its run-time dependencies,
-so an instance installs with no index), ``start.sh`` (the start-up script), ``VERSION`` and
-``MANIFEST.json`` (the sha256 of every file). ``publish`` uploads it and moves the
+so an instance installs with no index), ``start.sh`` (the start-up script), ``services/`` (a
+team's own services folder, when one is given), ``VERSION`` and ``MANIFEST.json`` (the sha256
+of every file, the services folder's included). ``publish`` uploads it and moves the
 ``bundles/current.json`` pointer with a conditional write, keeping the one before as "previous".
 """
 
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab.deploy import services as own_services
 from lab.errors import LabError
 from worker.errors import PreconditionFailed
 from worker.state.layout import BUNDLE_POINTER, bundle_key
@@ -55,6 +57,11 @@ export FLEETLAB_WORK_DIR="$FLEETLAB_ROOT/work"
 FLEETLAB_CODE_VERSION=$(<"$release/VERSION")
 export FLEETLAB_CODE_VERSION
 mkdir -p "$FLEETLAB_WORK_DIR"
+# A team's own services folder, when the bundle carries one: the worker loads it beside the
+# built-ins, and {service_dir} in its commands is this path.
+if [[ -f $release/services/services.toml ]]; then
+  export FLEETLAB_SERVICES_DIR="$release/services"
+fi
 # The work folder, not the release, is the cwd: `python -m` puts the cwd first on sys.path.
 cd "$FLEETLAB_WORK_DIR"
 exec "$release/venv/bin/python" -m worker.supervisor --child worker --child scaler \\
@@ -86,11 +93,15 @@ def build(
     version: str | None = None,
     start_fails: bool = False,
     wheel_cache: Path | None = None,
+    services: Path | None = None,
 ) -> Bundle:
-    """Build ``<out_dir>/<version>.tar.gz`` from the project; dependency wheels are cached in
-    ``wheel_cache`` (default ``<out_dir>/wheel-cache``) so that a second build needs no index."""
+    """Build ``<out_dir>/<version>.tar.gz`` from the project (and the services folder
+    ``services``, checked first); dependency wheels are cached in ``wheel_cache`` (default
+    ``<out_dir>/wheel-cache``) so that a second build needs no index."""
     if version is not None and not _VERSION.fullmatch(version):
         raise LabError(f"bundle version {version!r}: use letters, digits, '.', '_' and '-'")
+    if services is not None:
+        own_services.check(services)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
         stage = Path(tmp) / "bundle"
@@ -102,6 +113,8 @@ def build(
         start = stage / "start.sh"
         start.write_text(BROKEN_START if start_fails else START)
         start.chmod(0o755)
+        if services is not None:
+            own_services.copy_into(services, stage)
         files = _digests(stage)
         if version is None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -278,7 +291,9 @@ def _archive(stage: Path, path: Path) -> None:
     def normal(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
-        executable = info.isdir() or info.name == "start.sh"
+        # A services folder's own executables stay executable; everything else is data.
+        own = info.name.startswith(f"{own_services.FOLDER}/") and info.mode & 0o100
+        executable = info.isdir() or info.name == "start.sh" or bool(own)
         info.mode = 0o755 if executable else 0o644
         info.mtime = int(_SOURCE_DATE_EPOCH)
         return info

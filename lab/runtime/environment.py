@@ -7,6 +7,7 @@ real thing (no emulator, no hypervisor). ``FLEETLAB_LAB_ENV`` overrides the file
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from worker.config import ENVIRONMENTS
 CONFIG = "config.toml"
 DEFAULT = "local"
 OVERRIDE = "FLEETLAB_LAB_ENV"
+SERVICES_OVERRIDE = "FLEETLAB_SERVICES_DIR"
 EMULATED = ("local", "localstack")
 
 
@@ -27,16 +29,21 @@ def check(name: str) -> str:
     return name
 
 
+def read(home: Path) -> dict[str, object]:
+    """What ``home/config.toml`` says (nothing when there is no such file)."""
+    path = home / CONFIG
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LabError(f"cannot read {path}: {exc}") from None
+
+
 def chosen(home: Path) -> str:
     """The environment written in ``home/config.toml`` (``local`` when there is none)."""
     path = home / CONFIG
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return DEFAULT
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise LabError(f"cannot read {path}: {exc}") from None
-    value = data.get("env", DEFAULT)
+    value = read(home).get("env", DEFAULT)
     if not isinstance(value, str):
         raise LabError(f"{path}: env must be a string, not {value!r}")
     return check(value)
@@ -50,11 +57,30 @@ def selected(home: Path, env: Mapping[str, str]) -> str:
 
 def use(home: Path, name: str) -> Path:
     """Write ``name`` as the environment of the lab in ``home``; return the file written."""
-    check(name)
+    return remember(home, "env", check(name))
+
+
+def remember(home: Path, key: str, value: str) -> Path:
+    """Set ``key`` in ``home/config.toml``, keeping what else it says; return the file."""
+    data = {k: v for k, v in read(home).items() if isinstance(v, str)} | {key: value}
     home.mkdir(parents=True, exist_ok=True)
     path = home / CONFIG
+    # A JSON string is a valid TOML basic string: quotes and backslashes escaped alike.
+    lines = [f"{k} = {json.dumps(v)}\n" for k, v in sorted(data.items())]
     path.write_text(
-        f'# Written by `lab env use`: where the lab\'s AWS calls go.\nenv = "{name}"\n',
+        "# Written by `lab env use` (env: where the lab's AWS calls go) and by\n"
+        "# `lab up/deploy --services` (services: the team's own services folder).\n"
+        + "".join(lines),
         encoding="utf-8",
     )
     return path
+
+
+def services_dir(home: Path, env: Mapping[str, str]) -> Path | None:
+    """The services folder bundles carry: ``FLEETLAB_SERVICES_DIR``, else the remembered one."""
+    value = env.get(SERVICES_OVERRIDE) or read(home).get("services")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise LabError(f"{home / CONFIG}: services must be a string, not {value!r}")
+    return Path(value)

@@ -13,8 +13,9 @@ import boto3
 from lab.runtime import environment
 
 EMULATOR_PORTS = {"local": 5000, "localstack": 4566}
-# What a stock Debian 12 image lacks for the boot script (venv) and the audio services (sox).
-AWS_BOOT_PACKAGES = ("python3-venv", "sox")
+# What a stock Debian 12 image lacks for the boot script (venv), the audio services (sox), the
+# image service (imagemagick) and the encrypt service (age).
+AWS_BOOT_PACKAGES = ("python3-venv", "sox", "imagemagick", "age")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class LabSettings:
     # What labs on this machine share: the bodies' venv cache and the bundles' wheel cache (a
     # chaos lab shares its parent lab's); default: the home.
     shared: Path | None = None
+    services_dir: Path | None = None  # a team's own services folder, carried in every bundle
 
     @property
     def endpoint_url(self) -> str:
@@ -93,6 +95,7 @@ def load_settings(env: Mapping[str, str] | None = None, name: str | None = None)
         receiver_port=int(env.get("FLEETLAB_RECEIVER_PORT") or 8765),
         visibility_timeout_s=int(env.get("FLEETLAB_LAB_VISIBILITY_TIMEOUT") or 30),
         aws_endpoint_url=(env.get("AWS_ENDPOINT_URL") or None) if real else None,
+        services_dir=environment.services_dir(home, env),
     )
 
 

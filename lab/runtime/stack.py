@@ -145,9 +145,12 @@ def deploy(
 def build(settings: LabSettings, broken: bool = False) -> Bundle:
     """Build a bundle of this source tree into the lab's ``bundles/`` folder."""
     return bundle.build(
-        project_root(), settings.home / "bundles", start_fails=broken,
+        project_root(),
+        settings.home / "bundles",
+        start_fails=broken,
         wheel_cache=settings.wheel_cache,
-    )  # fmt: skip
+        services=settings.services_dir,
+    )
 
 
 def project_root() -> Path:
@@ -194,9 +197,16 @@ def start_worker(
         "FLEETLAB_WORKER_ID": name,
         "FLEETLAB_WORK_DIR": str(settings.home / "workers" / name),
         "FLEETLAB_SPEED": f"{settings.job_speed:g}",
-    } | (extra or {})  # fmt: skip
+    } | _own_services(settings) | (extra or {})  # fmt: skip
     argv = [sys.executable, "-m", "worker"]
     return procs.start(name, argv, settings.pids, settings.logs, env, Path.cwd())
+
+
+def _own_services(settings: LabSettings) -> dict[str, str]:
+    # A plain worker loads the services folder where it is; an instance, from its bundle.
+    if settings.services_dir is None:
+        return {}
+    return {"FLEETLAB_SERVICES_DIR": str(settings.services_dir.resolve())}
 
 
 def down(settings: LabSettings, grace_s: float = 60.0) -> list[str]:

@@ -304,7 +304,11 @@ def test_binary_failures_and_timeouts_are_errors_and_garbage_stays_xml(
     assert garbage.status == "success"
     assert garbage.raw_output is not None
     assert "<not-a-tag> & ]]>" in garbage.raw_output
-    assert garbage.raw_output.endswith("[output truncated]")
+    # Past the inline limit the head stays inline and names the whole output, stored in S3.
+    [whole] = garbage.files
+    assert garbage.raw_output.endswith(f"stored whole at {whole}]")
+    stored = lab.get_bytes(whole.split("/", 3)[3])
+    assert len(stored) > 64 * 1024 and stored.startswith(b"1 2 3 <not-a-tag> & ]]>")
     assert b"\x00" not in data and b"\x1b" not in data
 
     good_id = lab.send(request(input_url=good, params=[("R", "1")]))

@@ -23,7 +23,7 @@ from worker.consume.queue import Message
 from worker.handle.deliver import Deliverer
 from worker.handle.job import JobContext
 from worker.handle.pipeline import Pipeline
-from worker.handle.services import load_registry
+from worker.handle.service_file import load_registry
 from worker.net.http import SafeHttp
 from worker.state.activity import ActivityLog, Event
 from worker.state.claims import Claims

@@ -36,7 +36,8 @@ def test_aws_workers_and_instances_get_no_keys_and_no_endpoint(tmp_path: Path) -
     assert "FLEETLAB_ENDPOINT_URL" not in aws.worker_env()
     config = instance_config(load_settings({"FLEETLAB_LAB_HOME": str(tmp_path)}, "aws"), aws)
     assert (
-        config["FLEETLAB_SPEED"] == "1" and config["FLEETLAB_BOOT_PACKAGES"] == "python3-venv sox"
+        config["FLEETLAB_SPEED"] == "1"
+        and config["FLEETLAB_BOOT_PACKAGES"] == "python3-venv sox imagemagick age"
     )
     assert lab_env("local", "http://127.0.0.1:5000").worker_env()["AWS_ACCESS_KEY_ID"] == "test"
 

@@ -131,21 +131,26 @@ mkdir -p "$root/releases" "$downloads" "$root/work"
 exec 9>"$root/.boot.lock"
 flock -w 300 9 || die "another boot still holds $root/.boot.lock"
 
-# A stock Debian image has python3 and curl but neither venv nor sox: FLEETLAB_BOOT_PACKAGES
-# (set by `lab provision`) names what to install from the image's own apt sources, once.
-missing=()
-for package in ${FLEETLAB_BOOT_PACKAGES:-}; do
-  [[ $package =~ ^[a-z0-9][a-z0-9.+-]*$ ]] || die "bad package name in FLEETLAB_BOOT_PACKAGES"
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
-    missing+=("$package")
-done
-if ((${#missing[@]})); then
-  command -v apt-get >/dev/null || die "FLEETLAB_BOOT_PACKAGES needs apt-get (a Debian image)"
-  log "installing ${missing[*]} with apt-get"
+install_packages() { # install_packages WHERE-FROM NAME...: those not installed yet, with apt
+  local source=$1 package missing=()
+  shift
+  for package in "$@"; do
+    [[ $package =~ ^[a-z0-9][a-z0-9.+-]*$ ]] || die "bad package name in $source"
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+      missing+=("$package")
+  done
+  ((${#missing[@]})) || return 0
+  command -v apt-get >/dev/null || die "$source needs apt-get (a Debian image)"
+  log "installing ${missing[*]} with apt-get (from $source)"
   export DEBIAN_FRONTEND=noninteractive
   { apt-get -q update && apt-get -q install -y --no-install-recommends "${missing[@]}"; } \
     >"$root/apt.log" 2>&1 || die "apt-get could not install ${missing[*]}; see $root/apt.log"
-fi
+}
+
+# A stock Debian image has python3 and curl but neither venv nor sox: FLEETLAB_BOOT_PACKAGES
+# (set by `lab provision`) names what to install from the image's own apt sources, once.
+# shellcheck disable=SC2086  # a space-separated list, split on purpose
+install_packages FLEETLAB_BOOT_PACKAGES ${FLEETLAB_BOOT_PACKAGES:-}
 
 log "reading s3://$FLEETLAB_BUCKET/bundles/current.json"
 s3_get bundles/current.json "$downloads/current.json" ||
@@ -195,6 +200,13 @@ for path, digest in sorted(json.load(open("MANIFEST.json"))["files"].items()):
   # Written last: a release that was half installed when the boot died is redone next time.
   printf '%s\n' "$sha256" >"$release/.installed"
   log "release $version installed"
+fi
+
+# A team's own services folder may name the Debian packages its commands need.
+if [[ -f $release/services/packages.txt ]]; then
+  mapfile -t wanted < <(sed -e 's/#.*//' "$release/services/packages.txt" | tr -s ' \t' '\n\n' |
+    sed -e '/^$/d')
+  install_packages "services/packages.txt of $version" "${wanted[@]}"
 fi
 
 chmod 0755 "$release/start.sh"

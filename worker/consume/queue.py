@@ -8,7 +8,7 @@ only the settle step (``worker.consume.settle``) and the heartbeat call ``delete
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 _BATCH = 10
+# The message attribute by which AWS's SQS extended client libraries (Python, Java) mark a
+# message whose body they stored in S3 (the legacy name second); its value is the body's size.
+PAYLOAD_SIZE_ATTRIBUTES = ("ExtendedPayloadSize", "SQSLargePayloadSize")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Message:
     receipt_handle: str
     body: bytes
     receive_count: int
+    payload_size: int | None = None  # set when the body is an extended client's S3 pointer
 
     def last_receive(self, max_receive_count: int) -> bool:
         """True on the receive after which SQS's redrive policy (``max_receive_count``; 0: none)
@@ -40,10 +44,18 @@ class Message:
 class RequestQueue:
     """The request queue and the response queue, as the worker uses them."""
 
-    def __init__(self, sqs: SQSClient, request_url: str, response_url: str) -> None:
+    def __init__(
+        self,
+        sqs: SQSClient,
+        request_url: str,
+        response_url: str,
+        on_deleted: Callable[[Sequence[Message]], None] | None = None,
+    ) -> None:
         self._sqs = sqs
         self._request_url = request_url
         self._response_url = response_url
+        # Told which messages SQS deleted: their offloaded bodies go then (consume/offload.py).
+        self._on_deleted = on_deleted
 
     def receive(self, max_messages: int, wait_s: int, visibility_s: int) -> list[Message]:
         """Long-poll for up to ``max_messages`` (at most 10) messages."""
@@ -53,6 +65,7 @@ class RequestQueue:
             WaitTimeSeconds=wait_s,
             VisibilityTimeout=visibility_s,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=list(PAYLOAD_SIZE_ATTRIBUTES),
         )
         return [
             Message(
@@ -60,16 +73,20 @@ class RequestQueue:
                 receipt_handle=m["ReceiptHandle"],
                 body=m.get("Body", "").encode("utf-8", "surrogatepass"),
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                payload_size=_payload_size(m.get("MessageAttributes", {})),
             )
             for m in reply.get("Messages", [])
         ]
 
     def delete(self, messages: Sequence[Message]) -> dict[Message, str]:
         """Delete ``messages``; return those SQS did not delete, with why (never raises)."""
-        return self._batch(
+        failed = self._batch(
             "delete_message_batch",
             [(m, {"ReceiptHandle": m.receipt_handle}) for m in messages],
         )
+        if self._on_deleted is not None:
+            self._on_deleted([m for m in messages if m not in failed])
+        return failed
 
     def change_visibility(self, changes: Sequence[tuple[Message, int]]) -> dict[Message, str]:
         """Make each message invisible for its ``seconds`` from now (0 hands it back); return
@@ -105,6 +122,14 @@ class RequestQueue:
         except (BotoCoreError, ClientError) as exc:
             raise DeliveryError(f"cannot send to the response queue: {exc}") from None
         return reply["MessageId"]
+
+
+def _payload_size(attributes: Mapping[str, Any]) -> int | None:
+    for name in PAYLOAD_SIZE_ATTRIBUTES:
+        value = attributes.get(name, {}).get("StringValue")
+        if value is not None:
+            return int(value) if value.isdigit() else -1  # marked, but with no usable size
+    return None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Literal
 from worker.handle.ending import Cancelled, Ending, Exited, NotStarted, Signalled, TimedOut
 
 _POLL_S = 0.05
+# Where a run's whole output is, in its cwd: the ending carries a head, these files all of it.
+STREAM_FILES = {"stdout": ".stdout", "stderr": ".stderr"}
 _GRACE_S = 2.0
 
 
@@ -35,7 +37,7 @@ def run(
 ) -> Ending:
     """Run ``argv`` until it ends, is cancelled or times out; say which."""
     started = time.monotonic()
-    out_path, err_path = cwd / ".stdout", cwd / ".stderr"
+    out_path, err_path = cwd / STREAM_FILES["stdout"], cwd / STREAM_FILES["stderr"]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         try:
             child = subprocess.Popen(

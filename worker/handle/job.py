@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _CHUNK = 1 << 20
-_BINARY_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+BINARY_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 
 
 @dataclass(frozen=True)
@@ -69,23 +69,30 @@ def run_job(
             cwd=job.scratch,
             timeout_s=min(job.service.timeout_s, ctx.config.limits.default_run_timeout_s),
             max_output_bytes=ctx.config.limits.max_output_bytes,
-            env=_BINARY_ENV | {"HOME": str(job.scratch)},
+            env=BINARY_ENV | job.service.environment() | {"HOME": str(job.scratch)},
             cancel=cancel,
         )
         verdict = judge(ending, receive_count, ctx.config.max_receive_count)
         if not isinstance(verdict, Succeeded):
             return verdict
         ran, service = verdict.ran, job.service
-        stream = ran.stderr if service.output == "stderr" else ran.stdout
-        files = (_store(ctx, job.output_path, job.key),) if service.output == "file" else ()
+        name = "stderr" if service.output == "stderr" else "stdout"
+        stream = ran.stderr if name == "stderr" else ran.stdout
+        files = [_store(ctx, job.output_path, job.key)] if service.output == "file" else []
+        limit = ctx.config.limits.max_output_bytes
+        whole = None
+        if len(stream) > limit:  # too long to go inline: stored whole, its head inline
+            path = job.scratch / executor.STREAM_FILES[name]
+            whole = _store(ctx, path, job.key, name=f"{name}.txt", stream=name)
+            files.append(whole)
         return Answer(
             success(
                 message_id=job.message_id,
                 service=service.name,
                 request_id=job.request.request_id,
-                raw_output=decode_output(stream, ctx.config.limits.max_output_bytes),
+                raw_output=decode_output(stream, limit, whole),
                 seconds=ran.seconds,
-                files=files,
+                files=tuple(files),
             )
         )
     finally:
@@ -129,7 +136,9 @@ def _download_s3(s3: S3Client, url: str, dest: Path, max_bytes: int) -> None:
             out.write(chunk)
 
 
-def _store(ctx: JobContext, path: Path, key: str) -> OutputFile:
+def _store(
+    ctx: JobContext, path: Path, key: str, name: str | None = None, stream: str | None = None
+) -> OutputFile:
     if not path.is_file():
         raise ExecutionError("the service produced no result file")
     digest = hashlib.sha256()
@@ -138,10 +147,13 @@ def _store(ctx: JobContext, path: Path, key: str) -> OutputFile:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
-    object_key = result_key(key, path.name)
+    object_key = result_key(key, name or path.name)
     ctx.s3.upload_file(str(path), ctx.config.bucket, object_key)
     return OutputFile(
-        url=f"s3://{ctx.config.bucket}/{object_key}", size=size, sha256=digest.hexdigest()
+        url=f"s3://{ctx.config.bucket}/{object_key}",
+        size=size,
+        sha256=digest.hexdigest(),
+        stream=stream,
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from worker.config import WorkerConfig
 from worker.consume.inbox import Inbox
+from worker.consume.offload import request_body
 from worker.consume.outcome import (
     DELETE,
     HAND_BACK,
@@ -34,7 +35,7 @@ from worker.errors import ClaimBusy, ClaimLost, DeliveryError, RequestError
 from worker.handle.deliver import Deliverer
 from worker.handle.ending import Failed, Fenced, Retry
 from worker.handle.job import Answer, JobContext, run_job
-from worker.handle.request import OutputSpec
+from worker.handle.request import QUEUE_OUTPUT, OutputSpec
 from worker.handle.response import error
 from worker.handle.services import Registry
 from worker.handle.validate import Job, Rejected, validate
@@ -81,7 +82,11 @@ class Pipeline:
         self.log.event(
             "received", message_id=message.message_id, detail=f"receive #{message.receive_count}"
         )
-        checked = validate(message.body, message.message_id, self.config, self.registry)
+        try:  # an extended client's S3 pointer: the request is the body it points at
+            body, limit = request_body(message, self.job.s3, self.config)
+        except RequestError as exc:  # too broken to name an output: the queue answers
+            return self.reject(message, Rejected(exc, None, None, QUEUE_OUTPUT), started)
+        checked = validate(body, message.message_id, self.config, self.registry, limit)
         if isinstance(checked, Rejected):
             return self.reject(message, checked, started)
         return self.claim_and_run(message, checked, started)

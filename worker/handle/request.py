@@ -39,6 +39,7 @@ class OutputSpec:
 
 
 QUEUE_OUTPUT = OutputSpec(type="queue")
+ENVELOPE_PREFIX = 64 * 1024  # how much of an oversize request is read to address its error
 
 
 @dataclass(frozen=True)
@@ -156,12 +157,16 @@ def parse_request(body: bytes, max_bytes: int) -> Request:
 def salvage_envelope(body: bytes, max_bytes: int) -> Envelope:
     """Read what addresses an error response from a request that failed validation.
 
-    A body that is too big, not XML, carries a DTD or has the wrong root names no output we may
-    trust, so its error goes to the response queue (keyed by message id).
+    A body that is too big is read as far as ``ENVELOPE_PREFIX`` bytes: a complete ``<output>``
+    found there addresses the error. A body that is not XML, carries a DTD or has the wrong
+    root names no output we may trust, so its error goes to the response queue (keyed by
+    message id).
     """
     try:
         root = _document(body, max_bytes)
-    except (OversizeRequest, ForbiddenMarkup, MalformedRequest, InvalidRequest):
+    except OversizeRequest:
+        return _from_prefix(body[:ENVELOPE_PREFIX])
+    except (ForbiddenMarkup, MalformedRequest, InvalidRequest):
         return Envelope()
     try:
         output = _output(root)
@@ -172,6 +177,47 @@ def salvage_envelope(body: bytes, max_bytes: int) -> Envelope:
         request_id=_bounded(root.get("requestId")),
         output=output,
     )
+
+
+def _from_prefix(prefix: bytes) -> Envelope:
+    """The envelope of an oversize request, from its first bytes: the root's ids, and its
+    ``<output>`` if that element ends within them (so its credentials are known in full)."""
+    if b"<!DOCTYPE" in prefix or b"<!ENTITY" in prefix:
+        return Envelope()
+    parser = etree.XMLPullParser(
+        events=("start", "end"),
+        resolve_entities=False,
+        load_dtd=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    root: etree._Element | None = None
+    output: etree._Element | None = None
+    depth = 0
+    try:
+        parser.feed(prefix)
+        for event, element in parser.read_events():
+            if not isinstance(element, etree._Element):
+                continue
+            depth += 1 if event == "start" else -1
+            if event == "start" and depth == 1:
+                root = element
+            elif event == "end" and depth == 1 and element.tag == "output":
+                output = element
+                break
+    except etree.XMLSyntaxError:
+        pass  # read as far as the prefix is well-formed
+    if root is None or root.tag != "request":
+        return Envelope()
+    spec = QUEUE_OUTPUT
+    if output is not None:
+        try:
+            spec = _output(root)
+        except InvalidRequest:
+            spec = QUEUE_OUTPUT
+    return Envelope(_bounded(root.get("service")), _bounded(root.get("requestId")), spec)
 
 
 def _bounded(value: str | None, limit: int = 128) -> str | None:

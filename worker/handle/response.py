@@ -14,11 +14,13 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 @dataclass(frozen=True)
 class OutputFile:
-    """A result file the worker stored in S3."""
+    """A file the worker stored in S3: the service's result, or (``stream`` stdout / stderr)
+    an output too long to go inline, whole."""
 
     url: str
     size: int
     sha256: str
+    stream: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,11 @@ class Response:
             # CDATA keeps the article's look; a "]]>" inside would end it, so fall back to escaping.
             raw.text = etree.CDATA(text) if "]]>" not in text else text
         for item in self.files:
-            etree.SubElement(root, "file", url=item.url, bytes=str(item.size), sha256=item.sha256)
+            node = etree.SubElement(
+                root, "file", url=item.url, bytes=str(item.size), sha256=item.sha256
+            )
+            if item.stream:
+                node.set("stream", item.stream)
         message = etree.SubElement(root, "message")
         message.text = xml_safe(self.message)
         if self.code:
@@ -62,11 +68,17 @@ def xml_safe(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
-def decode_output(data: bytes, limit: int) -> str:
-    """Decode a binary's output for ``rawOutput``: at most ``limit`` bytes, never failing."""
-    truncated = len(data) > limit
-    text = data[:limit].decode("utf-8", errors="replace")
-    return text + "\n[output truncated]" if truncated else text
+def decode_output(data: bytes, limit: int, whole: OutputFile | None = None) -> str:
+    """Decode a binary's output for ``rawOutput``: at most ``limit`` bytes, never failing.
+
+    Past the limit the text says so, and names ``whole`` (the output stored in full) if given.
+    """
+    if len(data) <= limit:
+        return data.decode("utf-8", errors="replace")
+    text = data[:limit].decode("utf-8", errors="ignore")  # a character cut in two is dropped
+    if whole is None:
+        return text + "\n[output truncated]"
+    return text + f"\n[output continues: {whole.size} bytes in all, stored whole at {whole.url}]"
 
 
 def success(

@@ -1,23 +1,27 @@
-"""The service registry: which binaries may run, with which filtered parameters, for how long."""
+"""The service registry: which binaries may run, with which filtered parameters, for how long.
+
+This module is the model (``Parameter``, ``Service``, ``Registry``); ``worker.handle.service_file``
+reads it from TOML: the built-ins shipped with the worker plus a team's own services folder.
+"""
 
 from __future__ import annotations
 
-import math
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from worker.errors import ConfigError, ParameterRejected, UnknownService
+from worker.errors import ParameterRejected, UnknownService
+from worker.handle.recipients import is_age_recipient
 
-ParamKind = Literal["int", "float", "choice", "pattern"]
+ParamKind = Literal["int", "float", "choice", "pattern", "age-recipient"]
 OutputKind = Literal["stdout", "stderr", "file"]
 _INT = re.compile(r"[+-]?[0-9]{1,12}")
 _FLOAT = re.compile(r"[+-]?[0-9]{1,12}(\.[0-9]{1,9})?")
-_PLACEHOLDERS = ("{python}", "{input}", "{output}", "{speed}", "{params}")
+PLACEHOLDERS = ("{python}", "{input}", "{output}", "{speed}", "{params}")
+SERVICE_DIR = "{service_dir}"  # may stand anywhere inside an element: "{service_dir}/run.sh"
+_SUFFIX_REF = re.compile(r"\{([A-Za-z0-9_-]+)\}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Parameter:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     pattern: re.Pattern[str] | None = None
+    default: str | None = None  # the value used when a request does not give one
+    required: bool = False  # a request must give it
 
     def render(self, value: str) -> list[str]:
         """Check ``value`` and return the argv elements it becomes; raise ``ParameterRejected``."""
@@ -43,6 +49,10 @@ class Parameter:
                 raise ParameterRejected(
                     f"parameter {self.name!r} must be one of {', '.join(self.choices)}"
                 )
+            return
+        if self.kind == "age-recipient":
+            if not is_age_recipient(value):
+                raise ParameterRejected(f"parameter {self.name!r} must be an age recipient (age1…)")
             return
         if self.kind == "pattern":
             assert self.pattern is not None
@@ -64,7 +74,12 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Service:
-    """A service: its argv template, parameter allow-list, input need, time limit, output."""
+    """A service: its argv template, parameter allow-list, input need, time limit, output.
+
+    ``home`` is the folder ``{service_dir}`` names in ``command`` and ``env`` (the services
+    folder it came from); ``env`` is added to the binary's minimal environment;
+    ``output_suffix`` may name a choice parameter (``".{format}"``).
+    """
 
     name: str
     command: tuple[str, ...]
@@ -74,6 +89,9 @@ class Service:
     output: OutputKind
     output_suffix: str = ""
     description: str = ""
+    home: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    origin: str = "built-in"  # where it was defined: "built-in", or the services file's path
 
     def argv(
         self,
@@ -95,8 +113,31 @@ class Service:
         }
         argv: list[str] = []
         for part in self.command:
-            argv.extend(values.get(part, [part]))
+            argv.extend(values.get(part, [self._at_home(part)]))
         return argv
+
+    def environment(self) -> dict[str, str]:
+        """What the service adds to its binary's environment, ``{service_dir}`` filled in."""
+        return {name: self._at_home(value) for name, value in self.env.items()}
+
+    def result_name(self, parameters: Sequence[tuple[str, str]]) -> str:
+        """The result file's name: ``result`` and the suffix, with any parameter it names
+        filled in from the request (checked) or that parameter's default."""
+        given = dict(parameters)
+
+        def fill(found: re.Match[str]) -> str:
+            spec = self.parameters[found.group(1)]
+            value = given.get(spec.name, spec.default)
+            assert value is not None  # the loader requires a default for a suffix parameter
+            spec.render(value)  # a value becomes part of a path only once it passed its rule
+            return value
+
+        return "result" + _SUFFIX_REF.sub(fill, self.output_suffix)
+
+    def _at_home(self, text: str) -> str:
+        if SERVICE_DIR not in text:
+            return text
+        return text.replace(SERVICE_DIR, str(self.home or "."))
 
     def check(self, parameters: Sequence[tuple[str, str]]) -> list[str]:
         """Filter the request's parameters through the allow-list; return their argv elements."""
@@ -112,6 +153,13 @@ class Service:
                 raise ParameterRejected(f"parameter {name!r} is given more than once")
             seen.add(name)
             rendered.extend(spec.render(value))
+        for name, spec in self.parameters.items():
+            if name in seen:
+                continue
+            if spec.required:
+                raise ParameterRejected(f"parameter {name!r} is required by {self.name!r}")
+            if spec.default is not None:
+                rendered.extend(spec.render(spec.default))
         return rendered
 
 
@@ -129,82 +177,6 @@ class Registry:
         return service
 
 
-def _parameter(service: str, name: str, raw: Mapping[str, Any]) -> Parameter:
-    where = f"services.{service}.parameters.{name}"
-    kind = raw.get("kind")
-    arg = raw.get("arg")
-    if not isinstance(arg, list) or not all(isinstance(a, str) for a in arg) or not arg:
-        raise ConfigError(f"{where}.arg must be a non-empty list of strings")
-    if kind in ("int", "float"):
-        low, high = _bounds(where, raw)
-        return Parameter(name, kind, tuple(arg), minimum=low, maximum=high)
-    if kind == "choice":
-        choices = raw.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise ConfigError(f"{where}.choices must be a non-empty list")
-        if any(not isinstance(c, str) or c.startswith("-") for c in choices):
-            raise ConfigError(f"{where}.choices must be strings not starting with '-'")
-        return Parameter(name, kind, tuple(arg), choices=tuple(choices))
-    if kind == "pattern":
-        pattern = raw.get("pattern")
-        if not isinstance(pattern, str):
-            raise ConfigError(f"{where}.pattern must be a string")
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(f"{where}.pattern does not compile: {exc}") from None
-        return Parameter(name, kind, tuple(arg), pattern=compiled)
-    raise ConfigError(f"{where}.kind must be int, float, choice or pattern")
-
-
-def _bounds(where: str, raw: Mapping[str, Any]) -> tuple[float, float]:
-    low, high = raw.get("min"), raw.get("max")
-    if not isinstance(low, int | float) or not isinstance(high, int | float) or low > high:
-        raise ConfigError(f"{where} needs numeric min <= max")
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ConfigError(f"{where} min and max must be finite")
-    return float(low), float(high)
-
-
-def _service(name: str, raw: Mapping[str, Any]) -> Service:
-    command = raw.get("command")
-    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
-        raise ConfigError(f"services.{name}.command must be a non-empty list of strings")
-    for part in command:
-        if "{" in part and part not in _PLACEHOLDERS:
-            raise ConfigError(f"services.{name}.command has an unknown placeholder in {part!r}")
-    output = raw.get("output", "stdout")
-    if output not in ("stdout", "stderr", "file"):
-        raise ConfigError(f"services.{name}.output must be stdout, stderr or file")
-    if output == "file" and "{output}" not in command:
-        raise ConfigError(f"services.{name} has output=file but no {{output}} in its command")
-    timeout = raw.get("timeout_seconds", 900)
-    if not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigError(f"services.{name}.timeout_seconds must be a positive number")
-    params = raw.get("parameters", {})
-    return Service(
-        name=name,
-        command=tuple(command),
-        parameters={p: _parameter(name, p, spec) for p, spec in params.items()},
-        needs_input=bool(raw.get("input", True)),
-        timeout_s=float(timeout),
-        output=output,
-        output_suffix=str(raw.get("output_suffix", "")),
-        description=str(raw.get("description", "")),
-    )
-
-
-def load_registry(path: Path | None = None) -> Registry:
-    """Load the registry from ``path``, or the one shipped with the worker."""
-    try:
-        if path is None:
-            text = resources.files("worker.handle").joinpath("services.toml").read_text("utf-8")
-        else:
-            text = path.read_text("utf-8")
-        data = tomllib.loads(text)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read services file: {exc}") from None
-    services = data.get("services")
-    if not isinstance(services, dict) or not services:
-        raise ConfigError("services file defines no [services.NAME] tables")
-    return Registry({name: _service(name, raw) for name, raw in services.items()})
+def suffix_parameters(suffix: str) -> list[str]:
+    """The parameter names an ``output_suffix`` refers to."""
+    return _SUFFIX_REF.findall(suffix)

@@ -66,10 +66,17 @@ class Rejected:
 
 
 def validate(
-    body: bytes, message_id: str, config: WorkerConfig, registry: Registry
+    body: bytes,
+    message_id: str,
+    config: WorkerConfig,
+    registry: Registry,
+    max_bytes: int | None = None,
 ) -> Job | Rejected:
-    """Check ``body`` once; return the ``Job`` to run or why it is ``Rejected``."""
-    max_bytes = config.limits.max_request_bytes
+    """Check ``body`` once; return the ``Job`` to run or why it is ``Rejected``.
+
+    ``max_bytes``: the body's size limit (default: an inline request's; an offloaded one has
+    its own)."""
+    max_bytes = config.limits.max_request_bytes if max_bytes is None else max_bytes
     try:
         request = parse_request(body, max_bytes)
         service = registry.get(request.service)
@@ -77,7 +84,7 @@ def validate(
         scratch = config.work_dir / "jobs" / key
         given = request.input if service.needs_input else None
         input_path = scratch / f"input{_suffix(given.url)}" if given is not None else None
-        output_path = scratch / f"result{service.output_suffix}"
+        output_path = scratch / service.result_name(request.parameters)
         argv = service.argv(  # filters the parameters through the allow-list: the one check
             request.parameters,
             python=sys.executable,

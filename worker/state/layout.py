@@ -15,6 +15,7 @@ STATUS = "status/"  # one status document per worker
 SCALER = "scaler/"  # the scaler's settings (the lab writes) and its published state
 RESULTS = "results/"  # result files of services whose output is a file
 INPUTS = "inputs/"  # where S3 inputs must live for the instances' role to read them
+REQUESTS = "requests/"  # request bodies offloaded to S3 (SQS extended client), by `lab submit`
 
 BUNDLE_POINTER = BUNDLES + "current.json"
 SCALER_CONFIG = SCALER + "config.json"
@@ -22,7 +23,7 @@ SCALER_STATE = SCALER + "state.json"
 SCALER_LEADER = "scaler-leader"  # the lease's claim key: claims/scaler-leader.json
 
 # What the instances' role may read and write (lab.cloud.policy grants exactly these).
-READ_BY_INSTANCES = (BUNDLES, CLAIMS, STATUS, SCALER, INPUTS)
+READ_BY_INSTANCES = (BUNDLES, CLAIMS, STATUS, SCALER, INPUTS, REQUESTS)
 WRITTEN_BY_INSTANCES = (CLAIMS, STATUS, SCALER, RESULTS)
 
 
@@ -44,6 +45,11 @@ def status_key(worker_id: str) -> str:
 def worker_of(status_path: str) -> str:
     """The worker id a status document's key names (the inverse of ``status_key``)."""
     return status_path.removeprefix(STATUS).removesuffix(".json")
+
+
+def offloaded_key(name: str) -> str:
+    """Where ``lab submit`` stores a request body too large for the queue."""
+    return f"{REQUESTS}{name}"
 
 
 def result_key(claim_key: str, filename: str) -> str:
