@@ -36,7 +36,7 @@ def run(
         config = settings(env_name)
         chosen = named(name)
         say = (lambda _: None) if as_json else typer.echo
-        reports = [runner.run(config, scenario, seed, say) for scenario in chosen]
+        reports = runner.run_all(config, chosen, seed, say)
     if as_json:
         emit_json({"env": config.env, "seed": seed, "scenarios": [r.as_dict() for r in reports]})
     else:
