@@ -107,12 +107,12 @@ def load_bounds(home: Path) -> tuple[int, int]:
 
 def instance_config(settings: LabSettings, lab_env: LabEnv) -> dict[str, str]:
     """What an instance's user-data carries: the worker's and the scaler's settings, never
-    credentials (nor an id: each instance learns its own at boot)."""
+    credentials, nor an id or a region: each instance learns those from its instance metadata."""
     config = scaler.loop_env(settings, lab_env, "") | {"FLEETLAB_SPEED": f"{settings.job_speed:g}"}
     if settings.boot_packages:
         config["FLEETLAB_BOOT_PACKAGES"] = " ".join(settings.boot_packages)
     config |= settings.instance_env
-    drop = {*LAB_CREDENTIALS, "FLEETLAB_WORKER_ID", "FLEETLAB_WORK_DIR"}
+    drop = {*LAB_CREDENTIALS, "AWS_REGION", "FLEETLAB_WORKER_ID", "FLEETLAB_WORK_DIR"}
     return {k: v for k, v in config.items() if k not in drop}
 
 

@@ -3,9 +3,12 @@ re-adopt."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -14,13 +17,23 @@ from support import clean_env, wait_until
 
 from lab.ec2 import faults, instances
 from lab.ec2.bodies import Body, liveness
+from lab.runtime.resources import LAB_CREDENTIALS
+from worker.aws import Clients
+from worker.config import AwsTarget
 
 pytestmark = pytest.mark.integration
 
 # A body that says it booted, puts a release on its disk, notes SIGTERM in a log of its own (so
 # a test can see a graceful stop), and idles.
+# It learns its id, region and role's keys from its instance metadata, as the boot script does.
 USER_DATA = """#!/bin/bash
-echo "booted $FLEETLAB_INSTANCE_ID in $FLEETLAB_ROOT"
+imds="${AWS_EC2_METADATA_SERVICE_ENDPOINT%/}/latest"
+t=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$imds/api/token")
+get() { curl -fsS -H "X-aws-ec2-metadata-token: $t" "$imds/$1"; }
+get meta-data/placement/region >"$FLEETLAB_ROOT/region"
+get "meta-data/iam/security-credentials/$(get meta-data/iam/security-credentials/)" \
+  >"$FLEETLAB_ROOT/credentials.json"
+echo "booted $(get meta-data/instance-id) in $FLEETLAB_ROOT"
 mkdir -p "$FLEETLAB_ROOT/releases/v1" && head -c 1000000 /dev/zero >"$FLEETLAB_ROOT/releases/v1/lib"
 trap 'echo terminated > "$FLEETLAB_ROOT/stopped.log"; exit 0' TERM
 while true; do sleep 0.2; done
@@ -149,3 +162,32 @@ def test_no_container_outlives_its_instance(fleet: Fleet) -> None:
         capture_output=True, check=True,
     )  # fmt: skip
     assert left.stdout.strip() == b""
+
+
+def test_a_body_learns_who_it_is_and_its_keys_from_instance_metadata(fleet: Fleet) -> None:
+    [instance_id] = instances.launch(fleet.ec2, fleet.name, 1)
+    wait_until(booted(fleet, instance_id), 30, "boot")
+    body = fleet.body(instance_id)
+    assert body is not None and body.imds_port
+    root = fleet.lab.home / "instances" / instance_id / "root"
+    assert (root / "region").read_text() == fleet.lab.env.region
+    keys = json.loads((root / "credentials.json").read_text())
+    assert keys["AccessKeyId"] not in (LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"], "")
+    # The role's keys reach the lab's queues (the emulator's account, not another).
+    session = {"AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"]}  # fmt: skip
+    target = AwsTarget(region=fleet.lab.env.region, endpoint_url=fleet.lab.env.endpoint_url)
+    queues = Clients(target, keys=session).sqs.list_queues().get("QueueUrls", [])
+    assert fleet.lab.env.request_queue_url in queues
+
+    # Over HTTP, as a body sees it: no token, no metadata.
+    url = f"http://127.0.0.1:{body.imds_port}/latest/meta-data/instance-id"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=5)
+    refused.value.close()
+    assert refused.value.code == 401
+
+    instances.terminate(fleet.ec2, [instance_id])
+    wait_until(lambda: (b := fleet.body(instance_id)) is not None and b.stopped, 20, "stop")
+    with pytest.raises(urllib.error.URLError):  # its metadata went with it
+        urllib.request.urlopen(url, timeout=5)
