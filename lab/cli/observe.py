@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
-from lab.ec2 import instances
+from lab.ec2 import instances, notices
 from lab.ec2.bodies import Body, liveness
+from lab.ec2.imds import endpoint
 from lab.runtime import procs, scaler
 from lab.runtime.resources import LabEnv, clients_for
 from worker.aws import Clients
@@ -66,9 +67,14 @@ def fleet_instances(
         body = Body.load(folder / instance.id)
         doc = docs.get(instance.id, {})
         live = instance.state in instances.LIVE_STATES
+        posted = notices.load(folder / instance.id)
         rows.append({
             "id": instance.id,
             "ec2_state": instance.state,
+            "market": instance.market,
+            "imds": endpoint(body.imds_port) if body and body.imds_port else None,
+            "interruption_at": posted.interruption_at,
+            "rebalance_at": posted.rebalance_at,
             "state": doc.get("state", "booting" if live else None),
             "backend": body.backend if body else None,
             "body": ("stopped" if body.stopped else liveness(body)) if body else "none",
@@ -109,13 +115,16 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         )
     for i in fleet:
         flag = ("  STALE" if i["stale"] else "") + ("  DRAIN" if i["drain_requested"] else "")
+        flag += "  INTERRUPTED" if i["interruption_at"] else ""
+        flag += "  REBALANCE" if i["rebalance_at"] else ""
         age = (
             f"{i['heartbeat_age_s']:6.1f}s ago"
             if i["heartbeat_age_s"] is not None
             else "     never"
         )
         typer.echo(
-            f"instance {i['id']} {i['ec2_state']:10} {i['state'] or '-':8} body {i['body']:7} "
+            f"instance {i['id']} {i['market']:9} {i['ec2_state']:10} {i['state'] or '-':8} "
+            f"body {i['body']:7} "
             f"code {i['code_version'] or '-':24} jobs {i['jobs_done']:5} heartbeat {age}{flag}"
         )
     for w in found:

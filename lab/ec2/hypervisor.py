@@ -16,13 +16,14 @@ import hashlib
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab import disks
-from lab.ec2 import instances, notices
+from lab.ec2 import instances, notices, spot
 from lab.ec2.bodies import (
     Backend,
     Body,
@@ -78,8 +79,16 @@ class Hypervisor:
             elif instance.state in instances.GONE_STATES and body and not body.stopped:
                 self.take_body(body, folder)
         self.stop_orphans({i.id for i in known})
+        self.reclaim([i for i in known if i.state in instances.LIVE_STATES])
         for instance_id in [i for i in self.metadata if i not in {k.id for k in known}]:
             self.metadata.pop(instance_id).close()
+
+    def reclaim(self, live: list[instances.Instance]) -> None:
+        """Terminate, through EC2, the spot instances whose interruption notice ran out."""
+        doomed = spot.due(self.folder, live, time.time())
+        if doomed:
+            _log.info("reclaiming interrupted spot instance(s) %s", ", ".join(doomed))
+            instances.terminate(self.ec2, doomed)
 
     def stop_orphans(self, known: set[str]) -> None:
         """Stop bodies whose instance EC2 no longer knows at all: an emulator that restarted
