@@ -6,7 +6,7 @@ the pid and its start time (so a recycled pid is never mistaken for the body), t
 whether the body was stopped on purpose. The instance's folder is its "disk": ``root/`` is where
 the user-data installs code and the worker keeps its work, ``console.log`` its console. Bodies of
 one machine share its venv cache (``FLEETLAB_VENV_CACHE``): a release's venv is installed once per
-machine, not once per instance (``lab/disks.py``).
+machine, not once per instance (``lab/ec2/disks.py``).
 """
 
 from __future__ import annotations

@@ -22,8 +22,7 @@ from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import disks
-from lab.ec2 import instances, notices, spot
+from lab.ec2 import disks, instances, notices, spot
 from lab.ec2.bodies import (
     Backend,
     Body,

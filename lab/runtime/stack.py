@@ -13,11 +13,10 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import disks
 from lab.client import samples
 from lab.deploy import bundle
 from lab.deploy.bundle import Bundle
-from lab.ec2 import image, instances, userdata
+from lab.ec2 import disks, image, instances, userdata
 from lab.ec2.bodies import Body, backend_for, liveness
 from lab.errors import LabError, NotRunning, StartFailed
 from lab.runtime import emulator, environment, procs, scaler

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from lab import disks
+from lab.ec2 import disks
 
 
 def _disk(folder: Path) -> Path:

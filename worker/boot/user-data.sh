@@ -88,7 +88,7 @@ root=$FLEETLAB_ROOT
 # host into the venv cache, under a key of both, and every release with the same wheels links to
 # it. On EC2 the cache is the instance's own ($root/venvs: a rollback or a re-deploy of the same
 # wheels installs nothing); the lab's hypervisor points all bodies of one machine at one cache.
-# Lab-side pruning (lab/disks.py) takes a cache entry's lock before it deletes an entry that no
+# Lab-side pruning (lab/ec2/disks.py) takes a cache entry's lock before it deletes an entry that no
 # release links to, so the link is made while the lock is held.
 venvs="${FLEETLAB_VENV_CACHE:-$root/venvs}"
 install_venv() { # install_venv RELEASE: link RELEASE/venv to the cached venv of its wheels
