@@ -50,12 +50,13 @@ def up(
     bounds: tuple[int, int] | None = None,
     built: Bundle | None = None,
     own_emulator: bool = True,
+    spot: bool = False,
 ) -> LabEnv:
     """Start the emulator (unless ``own_emulator`` is False: one already runs on the settings'
     port, shared with other labs), resources and receiver; then ``instances_n`` EC2 instances
     (code from a deployed bundle — ``built``, or one built now —, bodies from the hypervisor,
     each running a scaler that keeps the fleet within ``bounds``: min, max, by default both
-    ``instances_n``) and ``workers`` plain workers."""
+    ``instances_n``; spot instances if ``spot``) and ``workers`` plain workers."""
     if settings.env not in environment.EMULATED:
         raise LabError(
             f"`lab up` runs the lab on an emulator; the {settings.env!r} environment is "
@@ -79,7 +80,7 @@ def up(
         store = S3JsonStore(clients.s3, lab_env.bucket)
         scaler.write_config(store, {"min_instances": low, "max_instances": high})
         start_hypervisor(settings, env, backend)
-        instances.launch(clients.ec2, lab_env.env, instances_n)
+        instances.launch(clients.ec2, lab_env.env, instances_n, spot=spot)
     for index in range(1, workers + 1):
         start_worker(settings, lab_env, f"worker-{index}")
     return lab_env
