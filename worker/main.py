@@ -54,7 +54,7 @@ def watch_notices(config: WorkerConfig, worker: Worker) -> NoticeWatcher | None:
     return NoticeWatcher(lambda: read(metadata), config.notice_poll_s, interrupted, rebalance)
 
 
-def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
+def build(config: WorkerConfig) -> tuple[Worker, StatusReporter, NoticeWatcher | None]:
     """Wire a worker from its configuration."""
     clients = Clients(config.aws, read_timeout_s=config.wait_time_s + 10)
     store = S3JsonStore(clients.s3, config.bucket)
@@ -81,6 +81,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
 
     heartbeat = Heartbeat(inbox, queue, beat, on_event=on_event)
     worker = Worker(config, queue, pipeline, inbox, heartbeat, log)
+    watcher = watch_notices(config, worker)
     status = StatusReporter(
         store,
         config.worker_id,
@@ -92,8 +93,10 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         draining=worker.stop.is_set,
         # Told to drain by the scaler: the same path as a SIGTERM from the instance's shutdown.
         on_drain=lambda: os.kill(os.getpid(), signal.SIGTERM),
+        # Under a spot notice: the scaler counts this instance as leaving and replaces it.
+        interruption=lambda: watcher.seen.interruption_at if watcher else None,
     )
-    return worker, status
+    return worker, status, watcher
 
 
 def main() -> int:
@@ -102,7 +105,7 @@ def main() -> int:
     try:
         config = load_worker_config()
         config.work_dir.mkdir(parents=True, exist_ok=True)
-        worker, status = build(config)
+        worker, status, watcher = build(config)
     except FleetlabError as exc:
         print(f"fleetlab-worker: {exc}", file=sys.stderr)
         return 2
@@ -117,7 +120,6 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, drain)
     signal.signal(signal.SIGINT, drain)
-    watcher = watch_notices(config, worker)
     if watcher is not None:
         watcher.check()  # restarted on an instance under notice: receive nothing at all
         watcher.start()

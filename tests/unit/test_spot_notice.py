@@ -15,7 +15,11 @@ from rig import Rig, request
 
 from worker.consume.notice import Notice, NoticeWatcher, abandon_if_late, finishes_in_time
 from worker.consume.outcome import HAND_BACK, Outcome, Stats
+from worker.scaler import ec2
+from worker.scaler.capacity import Member, Memory, Observed, ScalerConfig, decide
+from worker.scaler.loop import member
 from worker.state.claims import Claims, claim_key
+from worker.state.status import Status
 
 
 @pytest.fixture
@@ -105,3 +109,26 @@ def test_under_a_rebalance_long_jobs_are_left_and_short_ones_run(rig: Rig) -> No
     assert (left.kind, left.action, left.status) == ("released", HAND_BACK, "rebalance")
     rig.queue.send(request("echo"))  # echo allows 5 s: short
     assert pipeline.process(rig.receive()).kind == "delivered"
+
+
+def test_the_status_document_carries_the_notice_and_the_scaler_reads_it() -> None:
+    doc = Status("i-1", "draining", 100.0, interruption_at=130.0).to_doc()
+    assert doc["interruption_at"] == 130.0
+    assert "interruption_at" not in Status("i-1", "idle", 100.0).to_doc()
+    read_back = Status.from_doc(doc)
+    assert read_back.interruption_at == 130.0
+    instance = ec2.Instance("i-1", "running", "", "", 10.0, "spot")
+    assert member(instance, read_back).interrupted
+    assert not member(instance, Status("i-1", "idle", 100.0)).interrupted
+
+
+def test_an_instance_under_notice_is_replaced_at_once() -> None:
+    config = ScalerConfig(min_instances=2, max_instances=4, slo_p95_s=900, job_s=180,
+                          boot_s=120, stale_after_s=60, scale_in_after_s=600)  # fmt: skip
+    now = 1000.0
+    steady = Member("i-a", now - 3600, "idle", heartbeat_at=now)
+    leaving = Member("i-b", now - 3600, "draining", heartbeat_at=now, interrupted=True)
+    seen = Observed(visible=0, in_flight=0, delayed=0, members=(steady, leaving))
+    decision = decide(seen, config, Memory(), now)
+    assert decision.launch == 1  # its replacement, before EC2 reclaims it
+    assert "i-b" not in decision.drain + decision.terminate + decision.replace

@@ -79,6 +79,7 @@ def member(instance: ec2.Instance, status: Status | None) -> Member:
         state=status.state if status.state in _STATES else "busy",  # type: ignore[arg-type]
         heartbeat_at=status.heartbeat_at,
         drain_requested=status.drain_requested is not None,
+        interrupted=status.interruption_at is not None,
     )
 
 
