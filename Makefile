@@ -18,7 +18,7 @@ help:
 	@echo "                 emulator-bound test on moto and on LocalStack"
 	@echo "                 (EMULATOR=local or EMULATOR=localstack: on that one only)"
 	@echo "make check       the same as make test"
-	@echo "make bench       pipeline benchmark beside the Celery peer, planner table (JSON lines)"
+	@echo "make bench       pipeline benchmark beside the Celery peer, planner table, lab twin (JSON lines)"
 
 deps:
 	./scripts/install-system-deps
@@ -75,6 +75,7 @@ check: test
 bench: deps venv
 	$(BIN)/python bench/pipeline.py --n 500 --reps 3
 	$(BIN)/python bench/plan.py --seeds 3
+	$(BIN)/python bench/twin.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -26,7 +26,10 @@ def plan(
     slo_p95: Annotated[float, typer.Option(help="Latency target, p95 seconds.")] = 900,
     boot_seconds: Annotated[float, typer.Option(help="Launch to a polling worker.")] = 120,
     policy: Annotated[
-        str, typer.Option(help="fleetlab, static, target-tracking, keda, a comma list, or all.")
+        str,
+        typer.Option(
+            help="fleetlab, static, target-tracking[-tuned], keda[-tuned], a comma list, or all."
+        ),
     ] = "all",
     seed: Annotated[int, typer.Option(help="Seed of arrivals, durations and crashes.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -50,7 +53,13 @@ def plan(
     visibility_seconds: Annotated[
         float, typer.Option(help="SQS visibility timeout: a crashed job's return.")
     ] = 300,
-    job_dist: Annotated[str, typer.Option(help="fixed or exponential job times.")] = "fixed",
+    job_dist: Annotated[
+        str, typer.Option(help="fixed, exponential or lognormal (heavy-tailed) job times.")
+    ] = "fixed",
+    price: Annotated[
+        float | None,
+        typer.Option(help="USD per instance-hour (default: c7i.large's list price)."),
+    ] = None,
 ) -> None:
     """Plan capacity: latency and instance time of each policy against the lower bounds."""
     with errors_to_exit():
@@ -71,6 +80,7 @@ def plan(
             crash_per_hour=crash_per_hour,
             job_dist=job_dist,
             visibility_seconds=visibility_seconds,
+            price_per_hour=price,
         )
         made = make_plan(spec, _progress if sys.stderr.isatty() else None)
         if plot is not None:

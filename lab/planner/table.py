@@ -14,8 +14,11 @@ COLUMNS = (
     ("instance_hours", "instance h", "{:,.1f}"),
     ("billed_hours", "billed h", "{:,}"),
     ("launches", "launches", "{:,}"),
+    ("launches_per_day", "per day", "{:,.0f}"),
     ("ratio_to_work_bound", "x work", "{:.3f}"),
     ("ratio_to_queue_bound", "x queue", "{:.3f}"),
+    ("cost_usd", "cost $", "{:,.2f}"),
+    ("cost_per_1000_jobs_usd", "$/1k jobs", "{:.3f}"),
 )
 
 
@@ -30,15 +33,26 @@ def render(plan: Plan) -> str:
         f"{plan.static_by_work} machines; for the SLO with random arrivals: "
         f"{plan.static_for_slo}",
         f"work bound {plan.bounds.work_hours:,.1f} instance-hours; queue-aware bound "
-        f"{plan.bounds.queue_hours:,.1f}",
+        f"{plan.bounds.queue_hours:,.1f}; fewest launches that follow it {plan.min_launches:,}; "
+        f"${plan.price_per_hour:.5g} per instance-hour",
         "",
     ]
     rows = [["policy", *(title for _, title, _ in COLUMNS)]]
     for name, figures in plan.figures.items():
         rows.append([name, *(form.format(figures[key]) for key, _, form in COLUMNS)])
+    tuned = [
+        f"{name}: {', '.join(f'{k} {v:g}' for k, v in figures['tuned_setting'].items())}"
+        for name, figures in plan.figures.items()
+        if "tuned_setting" in figures
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [row[0].ljust(widths[0])]
         cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells).rstrip())
+    if tuned:
+        lines += [
+            "",
+            "tuned (cheapest setting that holds the SLO on this trace): " + "; ".join(tuned),
+        ]
     return "\n".join(lines)
