@@ -18,6 +18,7 @@ from worker.consume.outcome import HAND_BACK, Outcome, Stats
 from worker.scaler import ec2
 from worker.scaler.capacity import Member, Memory, Observed, ScalerConfig, decide
 from worker.scaler.loop import member
+from worker.scaler.market import Market, recent_interruptions, spot_launches
 from worker.state.claims import Claims, claim_key
 from worker.state.status import Status
 
@@ -132,3 +133,21 @@ def test_an_instance_under_notice_is_replaced_at_once() -> None:
     decision = decide(seen, config, Memory(), now)
     assert decision.launch == 1  # its replacement, before EC2 reclaims it
     assert "i-b" not in decision.drain + decision.terminate + decision.replace
+
+
+def test_spot_launches_keep_the_fraction_over_an_on_demand_base() -> None:
+    half = Market(spot_fraction=0.5, fallback_after=3)
+    assert spot_launches(4, {}, half, 0) == 2
+    assert spot_launches(1, {"i-a": "on-demand"}, half, 0) == 1  # 2 instances, 1 spot
+    assert spot_launches(1, {"i-a": "spot"}, half, 0) == 0  # the base is on-demand
+    assert spot_launches(3, {}, Market(), 0) == 0  # no fraction: all on-demand
+    assert spot_launches(4, {}, Market(1.0), 0) == 4
+
+
+def test_repeated_interruptions_fall_back_to_on_demand_for_the_window() -> None:
+    policy = Market(spot_fraction=1.0, fallback_after=2, window_s=600)
+    seen = [100.0, 400.0]
+    assert recent_interruptions(seen, 500.0, 600) == 2
+    assert spot_launches(2, {}, policy, recent_interruptions(seen, 500.0, 600)) == 0
+    assert recent_interruptions(seen, 800.0, 600) == 1  # the first one is out of the window
+    assert spot_launches(2, {}, policy, recent_interruptions(seen, 800.0, 600)) == 2
