@@ -473,6 +473,7 @@ def run_worker(aws: Aws, tmp_path: Path) -> subprocess.Popen[bytes]:
         "FLEETLAB_WORKER_ID": "here-1", "FLEETLAB_WORK_DIR": str(work),
         "FLEETLAB_WAIT_TIME": "1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_REGION": REGION,  # on an instance the boot script exports it from its metadata
     }  # fmt: skip
     with (tmp_path / "worker.out").open("wb") as out:
         return subprocess.Popen(
