@@ -178,7 +178,8 @@ class ChaosLab:
         shutil.rmtree(home, ignore_errors=True)
         setup = self.setup
         self._env = stack.up(self.settings, 0, setup.instances, "process", setup.bounds,
-                             self.built, self.own_emulator, spot=setup.spot)  # fmt: skip
+                             built=self.built, own_emulator=self.own_emulator,
+                             spot=setup.spot)  # fmt: skip
         where = "its own" if self.own_emulator else "a shared"
         self.mark(f"lab up: {setup.instances} instance(s) on {where} {self.settings.env} emulator")
         self.wait(lambda: len(self.idle()) >= self.setup.instances, 90, "instances idle")

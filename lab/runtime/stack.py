@@ -49,10 +49,10 @@ def up(
     instances_n: int = 0,
     backend: str = "process",
     bounds: tuple[int, int] | None = None,
+    say: Callable[[str], None] = lambda _: None,
     built: Bundle | None = None,
     own_emulator: bool = True,
     spot: bool = False,
-    say: Callable[[str], None] = lambda _: None,
 ) -> LabEnv:
     """Start the emulator (unless ``own_emulator`` is False: one already runs on the settings'
     port, shared with other labs), resources and receiver; then ``instances_n`` EC2 instances
