@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shutil
 import statistics
 import sys
@@ -31,6 +32,8 @@ from pathlib import Path
 from lab.deploy import bundle
 from lab.ec2 import disks, userdata
 from lab.ec2.bodies import ProcessBackend, body_env
+from lab.ec2.imds import MetadataServer
+from lab.ec2.metadata import Identity, MetadataService
 from lab.runtime import emulator, procs
 from lab.runtime.resources import ensure, lab_clients
 from lab.runtime.settings import LabSettings
@@ -44,13 +47,18 @@ def disk_bytes(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def boot(folder: Path, script: str, cache: Path, timeout_s: float = 300) -> dict[str, float]:
+def boot(
+    folder: Path, script: str, cache: Path, region: str, timeout_s: float = 300
+) -> dict[str, float]:
     """Boot one body on a fresh disk; return seconds to "started" and its disk in bytes while
     running and after it stopped and was cleared."""
     folder.mkdir(parents=True)
     backend = ProcessBackend()
+    me = Identity(f"i-{secrets.token_hex(8)}", "c5.large", "ami-0f1ee7ab", region, f"{region}a",
+                  "10.0.0.1", "fleetlab-bench-instance", script)  # fmt: skip
+    imds = MetadataServer(MetadataService(me)).start()  # who it is, as the hypervisor tells it
     began = time.monotonic()
-    body = backend.start(folder.name, folder, script, body_env(str(cache)))
+    body = backend.start(me.instance_id, folder, script, body_env(imds.port, str(cache)))
     activity = folder / "root" / "work" / "activity.log"
     while '"started ' not in (activity.read_text() if activity.exists() else ""):
         if time.monotonic() - began > timeout_s:
@@ -61,6 +69,7 @@ def boot(folder: Path, script: str, cache: Path, timeout_s: float = 300) -> dict
     running = disk_bytes(folder)
     backend.stop(body, 15)
     disks.clear(folder)
+    imds.close()
     return {"seconds": took, "disk_running": running, "disk_stopped": disk_bytes(folder)}
 
 
@@ -82,7 +91,7 @@ def main() -> int:
         for rep in range(args.reps):
             cache = work / f"venvs-{rep}"
             for kind in ("cold", "warm"):  # warm uses the cache the cold boot just filled
-                runs[kind].append(boot(work / f"i-{kind}-{rep}", script, cache))
+                runs[kind].append(boot(work / f"i-{kind}-{rep}", script, cache, settings.region))
                 runs[kind][-1]["cache"] = disk_bytes(cache)
                 print(f"rep {rep} {kind}: {runs[kind][-1]}", file=sys.stderr)
             shutil.rmtree(cache)

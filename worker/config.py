@@ -89,6 +89,12 @@ class WorkerConfig:
     log_flush_s: float = 1.0
     status_interval_s: float = 5.0
     code_version: str = "dev"
+    # The instance's metadata, for spot notices: EC2's, or AWS_EC2_METADATA_SERVICE_ENDPOINT;
+    # None off an instance (a plain lab worker, metadata disabled): no notices to watch.
+    metadata_url: str | None = None
+    notice_poll_s: float = 2.0
+    notice_margin_s: float = 2.0  # kept free before a reclaim to deliver and settle
+    rebalance_long_s: float = 120.0  # after a rebalance, jobs allowed longer are left to others
 
 
 def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -111,6 +117,13 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _fraction(env: Mapping[str, str], name: str) -> float:
+    value = _number(env, name, 0.0)
+    if value > 1:
+        raise ConfigError(f"{name}={env.get(name)!r} must be between 0 and 1")
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -120,6 +133,16 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={raw!r} is not a boolean")
+
+
+def metadata_url(env: Mapping[str, str]) -> str | None:
+    """The instance metadata endpoint botocore would use: none when disabled; the standard
+    variable's; EC2's own on AWS; none elsewhere (a plain lab worker is no instance)."""
+    if env.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+        return None
+    if env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT"):
+        return env["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+    return "http://169.254.169.254/" if env.get("FLEETLAB_ENV") == "aws" else None
 
 
 def aws_target_from_env(env: Mapping[str, str]) -> AwsTarget:
@@ -192,6 +215,10 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         log_flush_s=_number(env, "FLEETLAB_LOG_FLUSH", 1.0),
         status_interval_s=_number(env, "FLEETLAB_STATUS_INTERVAL", 5.0),
         code_version=env.get("FLEETLAB_CODE_VERSION") or "dev",
+        metadata_url=metadata_url(env),
+        notice_poll_s=_number(env, "FLEETLAB_NOTICE_POLL", 2.0) or 2.0,
+        notice_margin_s=_number(env, "FLEETLAB_NOTICE_MARGIN", 2.0),
+        rebalance_long_s=_number(env, "FLEETLAB_REBALANCE_LONG", 120.0),
     )
 
 
@@ -209,6 +236,9 @@ class ScalerSettings:
     interval_s: float = 30.0
     lease_s: float = 90.0
     log_flush_s: float = 1.0
+    spot_fraction: float = 0.0  # of the fleet launched as spot (worker/scaler/market.py)
+    spot_fallback_after: int = 3  # interruptions within the window: back to on-demand
+    spot_fallback_window_s: float = 3600.0
 
 
 def load_scaler_settings(env: Mapping[str, str] | None = None) -> ScalerSettings:
@@ -233,4 +263,7 @@ def load_scaler_settings(env: Mapping[str, str] | None = None) -> ScalerSettings
         interval_s=interval,
         lease_s=lease,
         log_flush_s=_number(env, "FLEETLAB_LOG_FLUSH", 1.0),
+        spot_fraction=_fraction(env, "FLEETLAB_SPOT_FRACTION"),
+        spot_fallback_after=int(_number(env, "FLEETLAB_SPOT_FALLBACK_AFTER", 3)),
+        spot_fallback_window_s=_number(env, "FLEETLAB_SPOT_FALLBACK_WINDOW", 3600.0),
     )

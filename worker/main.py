@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from types import FrameType
 
 from worker.aws import Clients
@@ -13,6 +14,7 @@ from worker.config import WorkerConfig, load_worker_config
 from worker.consume.heartbeat import Beat, Heartbeat
 from worker.consume.inbox import Inbox
 from worker.consume.loop import Interrupted, Worker
+from worker.consume.notice import NoticeWatcher, abandon_if_late, read
 from worker.consume.offload import DeleteBodies
 from worker.consume.queue import RequestQueue
 from worker.errors import FleetlabError
@@ -21,13 +23,39 @@ from worker.handle.job import JobContext
 from worker.handle.pipeline import Pipeline
 from worker.handle.service_file import load_registry
 from worker.net.http import SafeHttp
+from worker.net.imds import Metadata, MetadataError
 from worker.state.activity import ActivityLog, CloudWatchSink, EventName
 from worker.state.claims import Claims
 from worker.state.status import StatusReporter
 from worker.state.store import S3JsonStore
 
 
-def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
+def watch_notices(config: WorkerConfig, worker: Worker) -> NoticeWatcher | None:
+    """On an instance, a watcher of its spot notices: an interruption drains the worker (as a
+    SIGTERM does) and abandons the running job if it would not finish before the reclaim."""
+    if config.metadata_url is None:
+        return None
+    try:
+        metadata = Metadata(config.metadata_url)
+    except MetadataError as exc:
+        worker.log.event("error", status="NO_METADATA", detail=str(exc))
+        return None
+
+    def interrupted(at: float) -> None:
+        remaining = at - time.time()
+        worker.log.event("interruption", detail=f"reclaimed in {remaining:.1f}s")
+        now = time.monotonic()  # the inbox's clock
+        abandon_if_late(worker.inbox, worker.stats, remaining, now, config.notice_margin_s)
+        os.kill(os.getpid(), signal.SIGTERM)  # stop receiving, hand back the rest: the drain
+
+    def rebalance() -> None:
+        worker.log.event("rebalance", detail="rebalance recommended: taking no long jobs")
+        worker.pipeline.rebalancing.set()
+
+    return NoticeWatcher(lambda: read(metadata), config.notice_poll_s, interrupted, rebalance)
+
+
+def build(config: WorkerConfig) -> tuple[Worker, StatusReporter, NoticeWatcher | None]:
     """Wire a worker from its configuration."""
     clients = Clients(config.aws, read_timeout_s=config.wait_time_s + 10)
     store = S3JsonStore(clients.s3, config.bucket)
@@ -59,6 +87,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
 
     heartbeat = Heartbeat(inbox, queue, beat, on_event=on_event)
     worker = Worker(config, queue, pipeline, inbox, heartbeat, log)
+    watcher = watch_notices(config, worker)
     status = StatusReporter(
         store,
         config.worker_id,
@@ -70,8 +99,10 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         draining=worker.stop.is_set,
         # Told to drain by the scaler: the same path as a SIGTERM from the instance's shutdown.
         on_drain=lambda: os.kill(os.getpid(), signal.SIGTERM),
+        # Under a spot notice: the scaler counts this instance as leaving and replaces it.
+        interruption=lambda: watcher.seen.interruption_at if watcher else None,
     )
-    return worker, status
+    return worker, status, watcher
 
 
 def main() -> int:
@@ -80,7 +111,7 @@ def main() -> int:
     try:
         config = load_worker_config()
         config.work_dir.mkdir(parents=True, exist_ok=True)
-        worker, status = build(config)
+        worker, status, watcher = build(config)
     except FleetlabError as exc:
         print(f"fleetlab-worker: {exc}", file=sys.stderr)
         return 2
@@ -95,10 +126,15 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, drain)
     signal.signal(signal.SIGINT, drain)
+    if watcher is not None:
+        watcher.check()  # restarted on an instance under notice: receive nothing at all
+        watcher.start()
     status.start()
     try:
         worker.run()
     finally:
+        if watcher is not None:
+            watcher.close()
         status.close()
         worker.log.close()
     return 0

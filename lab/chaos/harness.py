@@ -91,6 +91,7 @@ class Setup:
     max_receive_count: int = 3
     worker_env: Mapping[str, str] = field(default_factory=dict)
     own_emulator: bool = False  # True for a scenario that stops or empties the emulator
+    spot: bool = False  # the fleet's first instances are spot instances
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ class ChaosLab:
         shutil.rmtree(home, ignore_errors=True)
         setup = self.setup
         self._env = stack.up(self.settings, 0, setup.instances, "process", setup.bounds,
-                             built=self.built, own_emulator=self.own_emulator)  # fmt: skip
+                             built=self.built, own_emulator=self.own_emulator,
+                             spot=setup.spot)  # fmt: skip
         where = "its own" if self.own_emulator else "a shared"
         self.mark(f"lab up: {setup.instances} instance(s) on {where} {self.settings.env} emulator")
         self.wait(lambda: len(self.idle()) >= self.setup.instances, 90, "instances idle")

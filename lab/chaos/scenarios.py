@@ -15,6 +15,7 @@ from lab.chaos.evidence import read_activity
 from lab.chaos.harness import ChaosLab, ScenarioFailed, Setup, base_rules, check
 from lab.chaos.report import Check
 from lab.deploy import bundle, rollout
+from lab.ec2 import instances, spot
 from lab.runtime import emulator, recovery, stack
 from lab.runtime import scaler as lab_scaler
 from worker.state.claims import claim_key
@@ -405,6 +406,54 @@ def emulator_restart(lab: ChaosLab) -> list[Check]:
     ]
 
 
+def spot_interruption(lab: ChaosLab) -> list[Check]:
+    """A busy spot instance gets its two-minute notice (compressed): it hands its job back at
+    once, claim released, and another instance answers it long before the visibility timeout
+    would have brought it back; the reclaimed instance is replaced."""
+    [message_id] = lab.submit("spot-1", lab.video(3))
+    victim = _busy(lab, message_id)
+    fleet = {i.id: i for i in instances.fleet(lab.clients.ec2, lab.env.env)}
+    noticed = time.time()
+    spot.interrupt(lab.settings.home, fleet.get(victim), victim,
+                   spot.default_notice_s(lab.settings.job_speed), noticed)  # fmt: skip
+    lab.mark(f"interruption notice posted for {victim}")
+
+    def taker() -> str | None:
+        running = lab.running_job(message_id)
+        return running if running not in (None, victim) else None
+
+    taken_by = lab.wait(taker, 60, "another instance to take the job over")
+    taken_s = time.time() - noticed
+    lab.mark(f"{taken_by} runs spot-1 {taken_s:.1f} s after the notice")
+    lab.wait(lambda: lab.answered(["spot-1"]), 90, "the answer from another instance")
+    answered_s = time.time() - noticed
+    lab.mark(f"spot-1 answered {answered_s:.1f} s after the notice")
+    lab.wait(lambda: victim not in lab.live(), 60, "EC2 to reclaim the instance")
+    lab.wait(lambda: len(lab.live()) >= lab.setup.instances, 90, "a replacement")
+    after = [f"spot-{k}" for k in range(2, 4)]
+    for request_id in after:
+        lab.submit(request_id, lab.video(0.5))
+    lab.wait(lab.answered, 60, "every request answered")
+    evidence = lab.gather()
+    handed = [x for x in evidence.lines("released", "spot-1") if x.worker == victim]
+    claimed = [x for x in evidence.lines("claimed", "spot-1") if x.worker != victim]
+    ran = {x.worker for x in evidence.lines("ran", "spot-1")}
+    timeout_s = lab.settings.visibility_timeout_s
+    return [
+        *base_rules(evidence, list(lab.sent)),
+        check("the interrupted instance handed its job back",
+              [x.status for x in handed] == ["interrupted"], f"{len(handed)} hand-back(s)"),
+        check("another instance took the released claim over at once",
+              any("(takeover)" in x.detail for x in claimed),
+              "; ".join(x.detail for x in claimed) or "no claim by another"),
+        check("answered once, by another instance", bool(ran) and victim not in ran
+              and evidence.runs("spot-1") == 1, f"ran on {', '.join(sorted(ran)) or 'nothing'}"),
+        check("taken over before the visibility timeout would have returned it",
+              taken_s < timeout_s, f"{taken_s:.1f} s after notice; timeout {timeout_s} s; "
+              f"answered {answered_s:.1f} s after"),
+    ]  # fmt: skip
+
+
 SCENARIOS = [
     Scenario("crash-mid-job", crash_mid_job.__doc__ or "", Setup(), crash_mid_job),
     Scenario("zombie", zombie.__doc__ or "", Setup(visibility_timeout_s=4), zombie),
@@ -436,6 +485,13 @@ SCENARIOS = [
         Setup(instances=1, bounds=(1, 3)),
         demand_spike,
         spike_figures,
+    ),
+    Scenario(
+        "spot-interruption",
+        spot_interruption.__doc__ or "",
+        # A visibility timeout far longer than the job: only a hand-back answers it in time.
+        Setup(spot=True, visibility_timeout_s=60),
+        spot_interruption,
     ),
     Scenario(
         "emulator-restart",

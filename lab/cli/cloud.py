@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -49,6 +50,10 @@ def provision(
         str | None, typer.Option(help="Bucket name (default fleetlab-aws-ACCOUNT-REGION).")
     ] = None,
     log_retention_days: Annotated[int, typer.Option(help="Days the activity log is kept.")] = 30,
+    spot_fraction: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="Share of the fleet the scaler launches as spot."),
+    ] = 0.0,
 ) -> None:
     """Create (idempotently) what the fleet needs on AWS, tagged fleetlab:fleet=aws: queues
     with a dead-letter queue, bucket, log group, role and profile, security group, launch
@@ -64,9 +69,19 @@ def provision(
             image_parameter=image_parameter,
             bucket=bucket,
             log_retention_days=log_retention_days,
+            spot_fraction=spot_fraction,
         )
         typer.echo(prices.statement(instance_type, min_instances))
-        target = connect(_aws_settings(), options)
+        if spot_fraction:
+            typer.echo(
+                f"spot: the scaler launches {100 * spot_fraction:g} % of the fleet as spot "
+                "(above an on-demand base; on-demand alone after repeated interruptions)"
+            )
+        chosen = _aws_settings()
+        if spot_fraction:  # in the instances' settings: the scaler's launch requests use it
+            spot_env = {"FLEETLAB_SPOT_FRACTION": f"{spot_fraction:g}"}
+            chosen = replace(chosen, instance_env={**chosen.instance_env, **spot_env})
+        target = connect(chosen, options)
         typer.echo(
             f"account {target.names.account}, region {target.names.region}, image {target.image_id}"
         )

@@ -60,7 +60,7 @@ def up(
         low = instances_n if min_instances is None else min_instances
         high = max(low, instances_n) if max_instances is None else max_instances
         with progress.working("lab up") as say:
-            lab_env = stack.up(config, workers, instances_n, backend, (low, high), say)
+            lab_env = stack.up(config, workers, instances_n, backend, (low, high), say=say)
         typer.echo(
             f"lab up: {config.env} emulator {lab_env.endpoint_url}, {instances_n} instance(s), "
             f"{workers} worker(s), receiver {lab_env.receiver_url}"

@@ -46,13 +46,16 @@ def plain_lines(snap: dict[str, Any], now: float) -> list[str]:
         )
     for i in snap["instances"]:
         flag = ("  STALE" if i["stale"] else "") + ("  DRAIN" if i["drain_requested"] else "")
+        flag += "  INTERRUPTED" if i["interruption_at"] else ""
+        flag += "  REBALANCE" if i["rebalance_at"] else ""
         age = (
             f"{i['heartbeat_age_s']:6.1f}s ago"
             if i["heartbeat_age_s"] is not None
             else "     never"
         )
         lines.append(
-            f"instance {i['id']} {i['ec2_state']:10} {i['state'] or '-':8} body {i['body']:7} "
+            f"instance {i['id']} {i['market']:9} {i['ec2_state']:10} {i['state'] or '-':8} "
+            f"body {i['body']:7} "
             f"code {i['code_version'] or '-':24} jobs {i['jobs_done']:5} heartbeat {age}{flag}"
         )
     for w in snap["workers"]:

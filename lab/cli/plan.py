@@ -9,6 +9,7 @@ import typer
 
 from lab.cli import progress, tables
 from lab.cli.common import emit_json, errors_to_exit
+from lab.planner import spot
 from lab.planner.plan import Plan, PlanSpec, make_plan, parse_policies
 from lab.planner.table import footer, header, render, rows
 
@@ -56,9 +57,19 @@ def plan(
         float | None,
         typer.Option(help="USD per instance-hour (default: c7i.large's list price)."),
     ] = None,
+    spot_fraction: Annotated[
+        float, typer.Option(help="Share of instance-hours on spot (0: all on-demand).")
+    ] = 0.0,
+    spot_discount: Annotated[
+        float, typer.Option(help="Spot's saving on the on-demand price.")
+    ] = spot.SPOT_DISCOUNT,
+    interruptions_per_hour: Annotated[
+        float, typer.Option(help="Interruptions per spot instance-hour.")
+    ] = spot.INTERRUPTIONS_PER_HOUR,
 ) -> None:
     """Plan capacity: latency and instance time of each policy against the lower bounds."""
     with errors_to_exit():
+        mix = spot.SpotMix(spot_fraction, spot_discount, interruptions_per_hour)
         spec = PlanSpec(
             trace=trace,
             jobs_per_day=jobs_per_day,
@@ -80,6 +91,12 @@ def plan(
         )
         with progress.working("plan", quiet=as_json) as say:
             made = make_plan(spec, say if tables.on_terminal() and not as_json else None)
+        if mix.fraction:
+            for row in made.figures.values():
+                row.update(spot.figures(
+                    row["instance_hours"], made.bounds.work_hours, len(made.jobs),
+                    spec.job_seconds, spec.boot_seconds, made.price_per_hour, mix,
+                ))  # fmt: skip
         if plot is not None:
             # Imported here: matplotlib takes a while to load, and every `lab` command would pay.
             from lab.planner.plot import plot as draw_plot  # noqa: PLC0415
@@ -89,6 +106,8 @@ def plan(
         emit_json(made.as_dict())
     else:
         show(made)
+        if mix.fraction:
+            typer.echo("\n".join(spot.render(made.figures, mix)))
         if plot is not None:
             typer.echo(f"plot: {plot}")
 

@@ -8,8 +8,9 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from lab.ec2 import instances
+from lab.ec2 import instances, notices
 from lab.ec2.bodies import Body, liveness
+from lab.ec2.imds import endpoint
 from lab.runtime import procs
 from lab.runtime.resources import LabEnv
 from lab.runtime.settings import load_settings
@@ -64,9 +65,14 @@ def fleet_instances(
         body = Body.load(folder / instance.id)
         doc = docs.get(instance.id, {})
         live = instance.state in instances.LIVE_STATES
+        posted = notices.load(folder / instance.id)
         rows.append({
             "id": instance.id,
             "ec2_state": instance.state,
+            "market": instance.market,
+            "imds": endpoint(body.imds_port) if body and body.imds_port else None,
+            "interruption_at": posted.interruption_at,
+            "rebalance_at": posted.rebalance_at,
             "state": doc.get("state", "booting" if live else None),
             "backend": body.backend if body else None,
             "body": ("stopped" if body.stopped else liveness(body)) if body else "none",

@@ -131,6 +131,7 @@ class RolePolicy(FleetPart):
                 target.template_id or "<template id>",
                 target.security_group_id or "<security group id>",
                 target.image_id,
+                spot=target.options.spot_fraction > 0,
             )
         }
 

@@ -38,9 +38,10 @@ def trust_policy() -> Document:
 
 
 def instance_policy(
-    names: CloudNames, template_id: str, security_group_id: str, image_id: str
+    names: CloudNames, template_id: str, security_group_id: str, image_id: str, spot: bool = False
 ) -> Document:
-    """The role's one inline policy for the fleet of ``names``."""
+    """The role's one inline policy for the fleet of ``names`` (``spot``: its scaler launches
+    spot instances too)."""
     objects = f"{names.bucket_arn}/"
     template_arn = names.ec2_arn("launch-template", template_id)
     from_template: Document = {"ArnEquals": {"ec2:LaunchTemplate": template_arn}}
@@ -113,7 +114,31 @@ def instance_policy(
             {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         ),
     ]
+    if spot:
+        statements += spot_statements(names, from_template)
     return {"Version": VERSION, "Statement": statements}
+
+
+def spot_statements(names: CloudNames, from_template: Document) -> list[Document]:
+    """What launching spot adds: RunInstances with market options also authorises the spot
+    request it makes (from this template only), and the account's spot service-linked role is
+    created on first use if it does not exist yet (that one role, for that one service)."""
+    slr = (f"arn:aws:iam::{names.account}:role/aws-service-role/spot.amazonaws.com/"
+           "AWSServiceRoleForEC2Spot")  # fmt: skip
+    return [
+        _allow(
+            "LaunchSpot",
+            ["ec2:RunInstances"],
+            [names.ec2_arn("spot-instances-request")],
+            from_template,
+        ),
+        _allow(
+            "SpotServiceRole",
+            ["iam:CreateServiceLinkedRole"],
+            [slr],
+            {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}},
+        ),
+    ]
 
 
 def resources(document: Document) -> set[str]:

@@ -34,6 +34,7 @@ class Options:
     bucket: str | None = None
     log_retention_days: int = 30
     dead_letter_retention_s: int = 14 * 24 * 3600  # SQS's maximum: time to read the reasons
+    spot_fraction: float = 0.0  # of the fleet the scaler launches as spot (0: all on-demand)
 
 
 @dataclass

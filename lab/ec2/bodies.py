@@ -24,20 +24,26 @@ from pathlib import Path
 from typing import Literal
 
 from lab.ec2 import docker_api
+from lab.ec2.imds import endpoint
 from lab.runtime import procs
-from lab.runtime.resources import LAB_CREDENTIALS
 
 Liveness = Literal["alive", "frozen", "dead"]
 
 
-def body_env(venv_cache: str = "") -> dict[str, str]:
-    """A clean environment for a body: PATH and locale, the lab's credentials, the Python to use
-    and the machine's venv cache (none: the boot script keeps one on the instance's disk)."""
+def body_env(imds_port: int, venv_cache: str = "") -> dict[str, str]:
+    """A clean environment for a body: PATH and locale, its instance metadata endpoint, the
+    Python to use and the machine's venv cache (none: the boot script keeps one on the
+    instance's disk). No identity, region or credentials: a body learns those from its instance
+    metadata, as an EC2 instance does."""
     keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")
     base = {k: os.environ[k] for k in keep if k in os.environ}
     cache = {"FLEETLAB_VENV_CACHE": venv_cache} if venv_cache else {}
     python = {"FLEETLAB_PYTHON": getattr(sys, "_base_executable", sys.executable)}
-    return base | LAB_CREDENTIALS | python | cache
+    # A fresh instance has no ~/.aws: the host's files (HOME is shared here) must not stand in
+    # for the role's credentials ahead of instance metadata in botocore's chain.
+    no_files = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    imds = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint(imds_port)}
+    return base | no_files | imds | python | cache
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class Body:
     stopped: bool = False
     container: str = ""
     venv_cache: str = ""  # the machine's venv cache the body was started with
+    imds_port: int = 0  # its instance metadata endpoint, on 127.0.0.1 (the hypervisor serves it)
 
     @classmethod
     def load(cls, folder: Path) -> Body | None:
@@ -110,12 +117,12 @@ class ProcessBackend:
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
-                env=dict(env) | {"FLEETLAB_INSTANCE_ID": instance_id, "FLEETLAB_ROOT": str(root)},
+                env=dict(env) | {"FLEETLAB_ROOT": str(root)},
                 start_new_session=True,  # its own process group: the whole "machine" is one group
             )
         cache = env.get("FLEETLAB_VENV_CACHE", "")
         body = Body(instance_id, self.name, child.pid, time.time(), proc_start(child.pid),
-                    venv_cache=cache)  # fmt: skip
+                    venv_cache=cache, imds_port=_imds_port(env))  # fmt: skip
         body.save(folder)
         return body
 
@@ -124,7 +131,9 @@ class ProcessBackend:
         on the same disk; it renames the code folder and installs the current bundle."""
         self.stop(body, grace_s)
         script = (folder / "user-data.sh").read_text()
-        return self.start(body.instance_id, folder, script, body_env(body.venv_cache))
+        return self.start(
+            body.instance_id, folder, script, body_env(body.imds_port, body.venv_cache)
+        )
 
     def signal(self, body: Body, sig: signal.Signals) -> bool:
         """Send ``sig`` to the body's process group; False if it is gone. A fault (anything but
@@ -192,14 +201,15 @@ class DockerBackend:
         (folder / "root").mkdir(parents=True, exist_ok=True)
         (folder / "user-data.sh").write_text(user_data)
         inside = dict(env) | {
-            "FLEETLAB_INSTANCE_ID": instance_id,
             "FLEETLAB_ROOT": "/instance/root",
             "FLEETLAB_PYTHON": "python3",
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
         cache = inside.get("FLEETLAB_VENV_CACHE", "")
+        volumes = {str(folder): "/instance"}
         if cache:
             Path(cache).mkdir(parents=True, exist_ok=True)
+            volumes[cache] = cache
         container = docker_api.run(
             self.image,
             [
@@ -210,11 +220,11 @@ class DockerBackend:
             name=f"fleetlab-{instance_id}",
             env=inside,
             labels={"fleetlab.instance": instance_id, "fleetlab.lab": self.lab_label},
-            volumes={str(folder): "/instance"} | ({cache: cache} if cache else {}),
+            volumes=volumes,
         )
         pid = docker_api.state(container)[1]
         body = Body(instance_id, self.name, pid, time.time(), proc_start(pid),
-                    container=container, venv_cache=cache)  # fmt: skip
+                    container=container, venv_cache=cache, imds_port=_imds_port(env))  # fmt: skip
         body.save(folder)
         return body
 
@@ -239,7 +249,8 @@ class DockerBackend:
         docker_api.restart(body.container, grace_s)
         pid = docker_api.state(body.container)[1]
         again = Body(body.instance_id, self.name, pid, time.time(), proc_start(pid),
-                     container=body.container, venv_cache=body.venv_cache)  # fmt: skip
+                     container=body.container, venv_cache=body.venv_cache,
+                     imds_port=body.imds_port)  # fmt: skip
         again.save(folder)
         return again
 
@@ -248,6 +259,13 @@ class DockerBackend:
         if self.liveness(body) == "frozen":
             docker_api.unpause(body.container)  # a frozen container cannot act on SIGTERM
         docker_api.stop_and_remove(body.container, grace_s)
+
+
+def _imds_port(env: Mapping[str, str]) -> int:
+    """The port of the metadata endpoint ``env`` names (0: none)."""
+    url = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", "")
+    port = url.rstrip("/").rsplit(":", 1)[-1]
+    return int(port) if port.isdigit() else 0
 
 
 Backend = ProcessBackend | DockerBackend

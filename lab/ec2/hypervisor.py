@@ -16,12 +16,13 @@ import hashlib
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab.ec2 import disks, instances
+from lab.ec2 import disks, instances, notices, spot
 from lab.ec2.bodies import (
     Backend,
     Body,
@@ -32,6 +33,8 @@ from lab.ec2.bodies import (
     liveness,
     reap,
 )
+from lab.ec2.imds import MetadataServer
+from lab.ec2.metadata import MetadataService
 from lab.runtime.resources import LabEnv, clients_for
 
 _log = logging.getLogger("hypervisor")
@@ -57,6 +60,7 @@ class Hypervisor:
         self.backend = backend
         self.ec2 = clients_for(env).ec2
         self.stopping: set[str] = set()
+        self.metadata: dict[str, MetadataServer] = {}  # by instance id: each body's own endpoint
         self.done = threading.Event()
 
     def reconcile(self) -> None:
@@ -69,9 +73,21 @@ class Hypervisor:
             body = Body.load(folder)
             if instance.state in instances.LIVE_STATES and body is None:
                 self.give_body(instance.id, folder)
+            elif instance.state in instances.LIVE_STATES and body and not body.stopped:
+                self.readopt(instance.id, folder, body)
             elif instance.state in instances.GONE_STATES and body and not body.stopped:
                 self.take_body(body, folder)
         self.stop_orphans({i.id for i in known})
+        self.reclaim([i for i in known if i.state in instances.LIVE_STATES])
+        for instance_id in [i for i in self.metadata if i not in {k.id for k in known}]:
+            self.metadata.pop(instance_id).close()
+
+    def reclaim(self, live: list[instances.Instance]) -> None:
+        """Terminate, through EC2, the spot instances whose interruption notice ran out."""
+        doomed = spot.due(self.folder, live, time.time())
+        if doomed:
+            _log.info("reclaiming interrupted spot instance(s) %s", ", ".join(doomed))
+            instances.terminate(self.ec2, doomed)
 
     def stop_orphans(self, known: set[str]) -> None:
         """Stop bodies whose instance EC2 no longer knows at all: an emulator that restarted
@@ -86,9 +102,34 @@ class Hypervisor:
     def give_body(self, instance_id: str, folder: Path) -> None:
         """Start a body for a new instance, running its own user-data."""
         folder.mkdir(parents=True, exist_ok=True)
-        script = instances.user_data(self.ec2, instance_id)
-        body = self.backend.start(instance_id, folder, script, body_env(self.venv_cache))
-        _log.info("body for %s: %s pid %d", instance_id, body.backend, body.pid)
+        server = self.serve_metadata(instance_id, folder)
+        script = server.service.identity.user_data
+        body = self.backend.start(
+            instance_id, folder, script, body_env(server.port, self.venv_cache)
+        )
+        _log.info("body for %s: %s pid %d, metadata at %s", instance_id, body.backend, body.pid,
+                  server.url)  # fmt: skip
+
+    def readopt(self, instance_id: str, folder: Path, body: Body) -> None:
+        """Serve a body found running (this hypervisor restarted) its metadata again, on the
+        port its environment names; if another process took that port, the body goes without."""
+        if instance_id in self.metadata or not body.imds_port:
+            return
+        try:
+            self.serve_metadata(instance_id, folder, body.imds_port)
+        except OSError as exc:
+            _log.warning("cannot serve %s its metadata on port %d: %s", instance_id,
+                         body.imds_port, exc)  # fmt: skip
+
+    def serve_metadata(self, instance_id: str, folder: Path, port: int = 0) -> MetadataServer:
+        """The instance's metadata endpoint, started on ``port`` (0: a free one) if not yet
+        served. A re-adopted body keeps the port it was given: its environment names it."""
+        server = self.metadata.get(instance_id)
+        if server is None:
+            me = instances.identity(self.ec2, instance_id, self.env.region, self.fleet_name)
+            service = MetadataService(me, lambda: notices.load(folder))
+            server = self.metadata[instance_id] = MetadataServer(service, port).start()
+        return server
 
     def take_body(self, body: Body, folder: Path) -> None:
         """Stop a terminated instance's body, in the background (it may take the grace period),
@@ -101,6 +142,9 @@ class Hypervisor:
             # Dead bodies too: what is left of them (a crashed container) goes as well.
             _log.info("stopping body of %s (%s)", body.instance_id, liveness(body))
             backend_for(body).stop(body, self.grace_s)
+            served = self.metadata.pop(body.instance_id, None)
+            if served is not None:
+                served.close()
             Body(**{**body.__dict__, "stopped": True}).save(folder)
             freed = disks.clear(folder)
             _log.info("cleared the disk of %s: %.1f MB freed", body.instance_id, freed / 1e6)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from lab.ec2.metadata import Identity
 from lab.errors import LabError
 from worker.scaler.ec2 import (
     FLEET_TAG,
@@ -35,6 +36,7 @@ __all__ = [
     "ensure_template",
     "fleet",
     "fleet_template",
+    "identity",
     "lab_template_data",
     "launch",
     "normal",
@@ -148,3 +150,24 @@ def user_data(ec2: EC2Client, instance_id: str) -> str:
     reply = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
     value = reply.get("UserData", {}).get("Value", "")
     return base64.b64decode(value).decode() if value else ""
+
+
+def identity(ec2: EC2Client, instance_id: str, region: str, fleet: str) -> Identity:
+    """What the instance's metadata says it is, as EC2 describes it. Its role is the instance
+    profile's (named as the role, as ``lab provision`` names them); a lab instance without a
+    profile has the role ``lab provision`` would give the fleet."""
+    reply = ec2.describe_instances(InstanceIds=[instance_id])
+    found = reply["Reservations"][0]["Instances"][0]
+    profile = found.get("IamInstanceProfile", {}).get("Arn", "")
+    zone = found.get("Placement", {}).get("AvailabilityZone") or f"{region}a"
+    return Identity(
+        instance_id=instance_id,
+        instance_type=found.get("InstanceType", ""),
+        image_id=found.get("ImageId", ""),
+        region=region,
+        zone=zone,
+        local_ipv4=found.get("PrivateIpAddress") or "10.0.0.1",
+        role=profile.rsplit("/", 1)[-1] if profile else f"fleetlab-{fleet}-instance",
+        user_data=user_data(ec2, instance_id),
+        market="spot" if found.get("InstanceLifecycle") == "spot" else "on-demand",
+    )

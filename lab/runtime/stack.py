@@ -52,13 +52,14 @@ def up(
     say: Callable[[str], None] = lambda _: None,
     built: Bundle | None = None,
     own_emulator: bool = True,
+    spot: bool = False,
 ) -> LabEnv:
     """Start the emulator (unless ``own_emulator`` is False: one already runs on the settings'
     port, shared with other labs), resources and receiver; then ``instances_n`` EC2 instances
     (code from a deployed bundle — ``built``, or one built now —, bodies from the hypervisor,
     each running a scaler that keeps the fleet within ``bounds``: min, max, by default both
-    ``instances_n``) and ``workers`` plain workers. ``say`` hears each step as it starts (for
-    progress)."""
+    ``instances_n``; spot instances if ``spot``) and ``workers`` plain workers. ``say`` hears
+    each step as it starts (for progress)."""
     if settings.env not in environment.EMULATED:
         raise LabError(
             f"`lab up` runs the lab on an emulator; the {settings.env!r} environment is "
@@ -88,7 +89,7 @@ def up(
         scaler.write_config(store, {"min_instances": low, "max_instances": high})
         say(f"starting the hypervisor; launching {instances_n} instance(s)")
         start_hypervisor(settings, env, backend)
-        instances.launch(clients.ec2, lab_env.env, instances_n)
+        instances.launch(clients.ec2, lab_env.env, instances_n, spot=spot)
     for index in range(1, workers + 1):
         say(f"starting worker-{index}")
         start_worker(settings, lab_env, f"worker-{index}")
@@ -116,12 +117,12 @@ def load_bounds(home: Path) -> tuple[int, int]:
 
 def instance_config(settings: LabSettings, lab_env: LabEnv) -> dict[str, str]:
     """What an instance's user-data carries: the worker's and the scaler's settings, never
-    credentials (nor an id: each instance learns its own at boot)."""
+    credentials, nor an id or a region: each instance learns those from its instance metadata."""
     config = scaler.loop_env(settings, lab_env, "") | {"FLEETLAB_SPEED": f"{settings.job_speed:g}"}
     if settings.boot_packages:
         config["FLEETLAB_BOOT_PACKAGES"] = " ".join(settings.boot_packages)
     config |= settings.instance_env
-    drop = {*LAB_CREDENTIALS, "FLEETLAB_WORKER_ID", "FLEETLAB_WORK_DIR"}
+    drop = {*LAB_CREDENTIALS, "AWS_REGION", "FLEETLAB_WORKER_ID", "FLEETLAB_WORK_DIR"}
     return {k: v for k, v in config.items() if k not in drop}
 
 

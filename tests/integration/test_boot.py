@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,9 @@ from lab.client.results import from_queue
 from lab.deploy import bundle
 from lab.deploy.bundle import Bundle
 from lab.ec2 import userdata
+from lab.ec2.bodies import body_env
+from lab.ec2.imds import MetadataServer
+from lab.ec2.metadata import Identity, MetadataService
 from lab.runtime.resources import LAB_CREDENTIALS
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-INSTANCE_ID = "i-test1"
+INSTANCE_ID = "i-0b007e5700000001"
 # Compressed timings, as the other integration tests use: quick polls, flushes and status.
 FAST = {
     "FLEETLAB_SPEED": "0.01",
@@ -45,8 +47,6 @@ FAST = {
     "FLEETLAB_STATUS_INTERVAL": "1",
     "FLEETLAB_STOP_GRACE": "15",
 }
-# Credentials of the instance's own (emulators take any): distinct, so a leak would show.
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDBOOTTEST", "AWS_SECRET_ACCESS_KEY": "s3cr3t/B00t+Key"}
 NOOP = '<request service="noop"><output type="queue"/></request>'
 
 
@@ -88,6 +88,7 @@ class Instance:
     lab: Lab
     folder: Path
     user_data: str
+    imds: MetadataServer  # the instance's metadata: its identity, region and role's keys
     boots: list[subprocess.Popen[bytes]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # the "machine's" extra settings
 
@@ -107,13 +108,7 @@ class Instance:
         """Run the user-data with bash, as the lab's process bodies do: a session of its own."""
         script = self.folder / "user-data.sh"
         script.write_text(self.user_data)
-        keep = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
-        env = keep | CREDENTIALS | {
-            "FLEETLAB_INSTANCE_ID": INSTANCE_ID,
-            "FLEETLAB_ROOT": str(self.root),
-            "FLEETLAB_PYTHON": getattr(sys, "_base_executable", sys.executable),
-            "AWS_EC2_METADATA_DISABLED": "true",
-        } | self.env  # fmt: skip
+        env = body_env(self.imds.port) | {"FLEETLAB_ROOT": str(self.root)} | self.env
         with (self.folder / "console.log").open("ab") as console:
             proc = subprocess.Popen(
                 ["bash", str(script)],
@@ -151,16 +146,23 @@ class Instance:
 @pytest.fixture
 def machine(lab: Lab, tmp_path: Path) -> Iterator[Callable[[str], Instance]]:
     """Instance folders on one machine, each with user-data that boots from the lab's bundle."""
-    config = {k: v for k, v in lab.env.worker_env().items() if k not in LAB_CREDENTIALS} | FAST
+    # No region either: the instance learns it from its metadata, as on EC2.
+    drop = {*LAB_CREDENTIALS, "AWS_REGION"}
+    config = {k: v for k, v in lab.env.worker_env().items() if k not in drop} | FAST
     made: list[Instance] = []
 
     def make(name: str) -> Instance:
         folder = tmp_path / name
         (folder / "root").mkdir(parents=True)
-        made.append(Instance(lab, folder, userdata.render(config)))
+        script = userdata.render(config)
+        me = Identity(INSTANCE_ID, "c5.large", "ami-0f1ee7ab", lab.env.region,
+                      f"{lab.env.region}a", "10.0.0.9", "fleetlab-test-instance", script)  # fmt: skip
+        made.append(Instance(lab, folder, script, MetadataServer(MetadataService(me)).start()))
         return made[-1]
 
     yield make
+    for one in made:
+        one.imds.close()
     for proc in (p for one in made for p in one.boots):  # what a failed test left running
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -255,7 +257,8 @@ def test_boot_installs_serves_stops_and_reboots_quickly(
     console = instance.console()
     for step in ("reading s3://", "sha256 verified", "installing fleetlab", "running its start"):
         assert step in console
-    assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in console + instance.activity()
+    secret = instance.imds.service.credentials(time.time()).secret_access_key
+    assert secret not in console + instance.activity()
 
     # The worker runs the bundle's code from the release's venv, not this checkout.
     supervisor = first.pid  # bash exec'd start.sh, which exec'd the supervisor

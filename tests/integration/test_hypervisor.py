@@ -3,24 +3,39 @@ re-adopt."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from support import clean_env, wait_until
 
-from lab.ec2 import faults, instances
+from lab.ec2 import faults, instances, spot
 from lab.ec2.bodies import Body, liveness
+from lab.errors import LabError
+from lab.runtime.resources import LAB_CREDENTIALS
+from worker.aws import Clients
+from worker.config import AwsTarget
 
 pytestmark = pytest.mark.integration
 
 # A body that says it booted, puts a release on its disk, notes SIGTERM in a log of its own (so
 # a test can see a graceful stop), and idles.
+# It learns its id, region and role's keys from its instance metadata, as the boot script does.
 USER_DATA = """#!/bin/bash
-echo "booted $FLEETLAB_INSTANCE_ID in $FLEETLAB_ROOT"
+imds="${AWS_EC2_METADATA_SERVICE_ENDPOINT%/}/latest"
+t=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$imds/api/token")
+get() { curl -fsS -H "X-aws-ec2-metadata-token: $t" "$imds/$1"; }
+get meta-data/placement/region >"$FLEETLAB_ROOT/region"
+get "meta-data/iam/security-credentials/$(get meta-data/iam/security-credentials/)" \
+  >"$FLEETLAB_ROOT/credentials.json"
+echo "booted $(get meta-data/instance-id) in $FLEETLAB_ROOT"
 mkdir -p "$FLEETLAB_ROOT/releases/v1" && head -c 1000000 /dev/zero >"$FLEETLAB_ROOT/releases/v1/lib"
 trap 'echo terminated > "$FLEETLAB_ROOT/stopped.log"; exit 0' TERM
 while true; do sleep 0.2; done
@@ -149,3 +164,77 @@ def test_no_container_outlives_its_instance(fleet: Fleet) -> None:
         capture_output=True, check=True,
     )  # fmt: skip
     assert left.stdout.strip() == b""
+
+
+def test_a_body_learns_who_it_is_and_its_keys_from_instance_metadata(fleet: Fleet) -> None:
+    [instance_id] = instances.launch(fleet.ec2, fleet.name, 1)
+    wait_until(booted(fleet, instance_id), 30, "boot")
+    body = fleet.body(instance_id)
+    assert body is not None and body.imds_port
+    root = fleet.lab.home / "instances" / instance_id / "root"
+    assert (root / "region").read_text() == fleet.lab.env.region
+    keys = json.loads((root / "credentials.json").read_text())
+    assert keys["AccessKeyId"] not in (LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"], "")
+    # The role's keys reach the lab's queues (the emulator's account, not another).
+    session = {"AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"]}  # fmt: skip
+    target = AwsTarget(region=fleet.lab.env.region, endpoint_url=fleet.lab.env.endpoint_url)
+    queues = Clients(target, keys=session).sqs.list_queues().get("QueueUrls", [])
+    assert fleet.lab.env.request_queue_url in queues
+
+    # Over HTTP, as a body sees it: no token, no metadata.
+    url = f"http://127.0.0.1:{body.imds_port}/latest/meta-data/instance-id"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=5)
+    refused.value.close()
+    assert refused.value.code == 401
+
+    instances.terminate(fleet.ec2, [instance_id])
+    wait_until(lambda: (b := fleet.body(instance_id)) is not None and b.stopped, 20, "stop")
+    with pytest.raises(urllib.error.URLError):  # its metadata went with it
+        urllib.request.urlopen(url, timeout=5)
+
+
+def imds_get(port: int, path: str) -> tuple[int, str]:
+    """One IMDSv2 read over HTTP, as a body makes it."""
+    base = f"http://127.0.0.1:{port}/latest"
+    put = urllib.request.Request(f"{base}/api/token", method="PUT",
+                                 headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})  # fmt: skip
+    with urllib.request.urlopen(put, timeout=5) as reply:
+        token = reply.read().decode()
+    get = urllib.request.Request(f"{base}/{path}", headers={"X-aws-ec2-metadata-token": token})
+    try:
+        with urllib.request.urlopen(get, timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code, ""
+
+
+@pytest.mark.parametrize("fleet", ["process"], indirect=True)
+def test_a_spot_instance_gets_its_notice_then_ec2_reclaims_it(fleet: Fleet) -> None:
+    [on_demand] = instances.launch(fleet.ec2, fleet.name, 1)
+    [doomed] = instances.launch(fleet.ec2, fleet.name, 1, spot=True)
+    wait_until(booted(fleet, doomed), 30, "boot")
+    by_id = {i.id: i for i in instances.fleet(fleet.ec2, fleet.name)}
+    assert (by_id[on_demand].market, by_id[doomed].market) == ("on-demand", "spot")
+    with pytest.raises(LabError, match="on-demand"):
+        spot.interrupt(fleet.lab.home, by_id[on_demand], on_demand, 5, time.time())
+    body = fleet.body(doomed)
+    assert body is not None
+    assert imds_get(body.imds_port, "meta-data/instance-life-cycle") == (200, "spot")
+    assert imds_get(body.imds_port, "meta-data/spot/instance-action")[0] == 404
+    assert imds_get(body.imds_port, "meta-data/events/recommendations/rebalance")[0] == 404
+
+    spot.rebalance(fleet.lab.home, by_id[doomed], doomed, time.time())
+    assert imds_get(body.imds_port, "meta-data/events/recommendations/rebalance")[0] == 200
+    posted = spot.interrupt(fleet.lab.home, by_id[doomed], doomed, 3, time.time())
+    status, action = imds_get(body.imds_port, "meta-data/spot/instance-action")
+    assert status == 200
+    assert json.loads(action)["action"] == "terminate"
+    assert posted.interruption_at is not None
+    wait_until(lambda: (b := fleet.body(doomed)) is not None and b.stopped, 30, "reclaimed")
+    states = {i.id: i.state for i in instances.fleet(fleet.ec2, fleet.name, ("terminated",
+              "shutting-down", "running", "pending"))}  # fmt: skip
+    assert states[doomed] in ("shutting-down", "terminated")
+    assert states[on_demand] == "running"

@@ -473,9 +473,30 @@ def run_worker(aws: Aws, tmp_path: Path) -> subprocess.Popen[bytes]:
         "FLEETLAB_WORKER_ID": "here-1", "FLEETLAB_WORK_DIR": str(work),
         "FLEETLAB_WAIT_TIME": "1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_REGION": REGION,  # on an instance the boot script exports it from its metadata
     }  # fmt: skip
     with (tmp_path / "worker.out").open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, cwd=REPO,
         )  # fmt: skip
+
+
+def test_a_spot_fleet_is_planned_and_provisioned_with_what_spot_needs(aws: Aws) -> None:
+    planned = aws.lab(
+        "provision", "--dry-run", "--image-parameter", AL2023, "--spot-fraction", "0.5"
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert "spot: the scaler launches 50 % of the fleet as spot" in planned.stdout
+    refused = aws.lab("provision", "--dry-run", "--spot-fraction", "1.5")
+    assert refused.returncode != 0
+    aws.provision("--spot-fraction", "0.5")
+    data = aws.ec2.describe_launch_template_versions(
+        LaunchTemplateName="fleetlab-aws", Versions=["$Default"]
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    assert "export FLEETLAB_SPOT_FRACTION=0.5\n" in base64.b64decode(data["UserData"]).decode()
+    document = aws.iam.get_role_policy(
+        RoleName="fleetlab-aws-instance", PolicyName="fleetlab-aws-instance"
+    )["PolicyDocument"]
+    sids = [s["Sid"] for s in document["Statement"]]
+    assert sids[-2:] == ["LaunchSpot", "SpotServiceRole"]

@@ -141,3 +141,17 @@ def test_prices_are_an_assumption_with_a_date() -> None:
     assert "$0.08925/h" in text and prices.AS_OF in text and "us-east-1" in text
     assert "lab plan" in text
     assert "no price assumption for x9.huge" in prices.statement("x9.huge", 1)
+
+
+def test_a_spot_fleet_adds_only_the_spot_request_and_its_service_role() -> None:
+    plain = document()["Statement"]
+    spot = policy.instance_policy(NAMES, "lt-0abc", "sg-0def", "ami-0123", spot=True)["Statement"]
+    added = spot[len(plain) :]
+    assert spot[: len(plain)] == plain
+    assert [s["Sid"] for s in added] == ["LaunchSpot", "SpotServiceRole"]
+    ec2 = "arn:aws:ec2:eu-west-1:111122223333"
+    assert added[0]["Resource"] == [f"{ec2}:spot-instances-request/*"]
+    assert added[0]["Condition"]["ArnEquals"]["ec2:LaunchTemplate"].endswith("lt-0abc")
+    assert added[1]["Action"] == ["iam:CreateServiceLinkedRole"]
+    assert added[1]["Condition"] == {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}
+    assert added[1]["Resource"][0].endswith("spot.amazonaws.com/AWSServiceRoleForEC2Spot")

@@ -15,10 +15,8 @@ die() {
 }
 
 : "${FLEETLAB_BUCKET:?FLEETLAB_BUCKET is not set}"
-export AWS_REGION="${AWS_REGION:-us-east-1}"
 export FLEETLAB_ROOT="${FLEETLAB_ROOT:-/opt/fleetlab}"
 python="${FLEETLAB_PYTHON:-python3}"
-imds="http://169.254.169.254/latest"
 # SigV4 for S3 needs the payload hash header; curl 7.88 does not add it, so name the empty body's.
 empty_sha256="e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -27,34 +25,37 @@ empty_sha256="e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 unset PYTHONPATH PYTHONHOME VIRTUAL_ENV PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
-imds_get() { # GET one instance-metadata path with an IMDSv2 session token (real EC2 only)
-  local token
-  token=$(curl -fsS --max-time 2 --retry 2 -X PUT \
-    -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "$imds/api/token") || return 1
-  curl -fsS --max-time 2 --retry 2 -H "X-aws-ec2-metadata-token: $token" "$imds/$1"
+# Who this instance is, where it runs and the keys of its role all come from the instance
+# metadata service (IMDSv2), on EC2 and in the lab alike: the lab's hypervisor serves each body
+# its own, at the standard AWS_EC2_METADATA_SERVICE_ENDPOINT (botocore reads the same variable).
+imds="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254/}"
+imds="${imds%/}/latest"
+imds_token=$(curl -fsS --max-time 2 --retry 5 --retry-connrefused --retry-delay 1 -X PUT \
+  -H "X-aws-ec2-metadata-token-ttl-seconds: 21600" "$imds/api/token") ||
+  die "no instance metadata at $imds"
+imds_get() { # GET one instance-metadata path with the session token
+  # The token goes to curl as a config on stdin, never on a command line others can read.
+  printf 'header = "X-aws-ec2-metadata-token: %s"\n' "$imds_token" |
+    curl -fsS --max-time 2 --retry 2 -K - "$imds/$1"
 }
 
-if [[ -z ${FLEETLAB_INSTANCE_ID:-} ]]; then
-  FLEETLAB_INSTANCE_ID=$(imds_get meta-data/instance-id) ||
-    die "FLEETLAB_INSTANCE_ID is not set and there is no instance metadata"
-fi
-export FLEETLAB_INSTANCE_ID
+FLEETLAB_INSTANCE_ID=$(imds_get meta-data/instance-id) || die "instance metadata has no instance-id"
+AWS_REGION=$(imds_get meta-data/placement/region) || die "instance metadata has no region"
+[[ $FLEETLAB_INSTANCE_ID =~ ^i-[0-9a-f]{8,17}$ ]] || die "bad instance-id in instance metadata"
+[[ $AWS_REGION =~ ^[a-z]{2}(-[a-z]+)+-[0-9]+$ ]] || die "bad region in instance metadata"
+export FLEETLAB_INSTANCE_ID AWS_REGION
 
-# In the lab the credentials come in the environment. On EC2 they come from the instance role
-# through IMDS -- that path cannot be tested here (no metadata service). They stay in unexported
-# variables: the worker's boto3 fetches (and refreshes) its own from IMDS.
-key_id="${AWS_ACCESS_KEY_ID:-}" secret="${AWS_SECRET_ACCESS_KEY:-}" token="${AWS_SESSION_TOKEN:-}"
-if [[ -z $key_id ]]; then
-  role=$(imds_get meta-data/iam/security-credentials/) || die "no AWS credentials and no role"
-  creds=$(imds_get "meta-data/iam/security-credentials/${role%%$'\n'*}") ||
-    die "cannot read the instance role's credentials"
-  { IFS= read -r key_id && IFS= read -r secret && IFS= read -r token; } < <(
-    "$python" -c 'import json, sys
+# The role's keys stay in unexported variables, for the downloads below: the worker's boto3
+# fetches (and refreshes) its own from the same metadata.
+role=$(imds_get meta-data/iam/security-credentials/) || die "the instance has no role"
+creds=$(imds_get "meta-data/iam/security-credentials/${role%%$'\n'*}") ||
+  die "cannot read the instance role's credentials"
+{ IFS= read -r key_id && IFS= read -r secret && IFS= read -r token; } < <(
+  "$python" -c 'import json, sys
 d = json.load(sys.stdin)
 print(d["AccessKeyId"], d["SecretAccessKey"], d["Token"], sep="\n")' <<<"$creds"
-  ) || die "the instance role's credentials do not parse"
-  unset creds
-fi
+) || die "the instance role's credentials do not parse"
+unset creds
 
 s3_url() {
   if [[ -n ${FLEETLAB_ENDPOINT_URL:-} ]]; then

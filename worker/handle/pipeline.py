@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from worker.config import WorkerConfig
 from worker.consume.inbox import Inbox
@@ -75,6 +75,9 @@ class Pipeline:
     log: ActivityLog
     inbox: Inbox
     wall: Callable[[], float] = time.time
+    # Set on a rebalance recommendation: the instance may be reclaimed soon, so a job allowed to
+    # run longer than a reclaim notice is left to another instance (unless on its last receive).
+    rebalancing: threading.Event = field(default_factory=threading.Event)
 
     def process(self, message: Message) -> Outcome:
         """Take ``message`` to its one outcome; never raises for anything a request can cause."""
@@ -89,6 +92,10 @@ class Pipeline:
         checked = validate(body, message.message_id, self.config, self.registry, limit)
         if isinstance(checked, Rejected):
             return self.reject(message, checked, started)
+        if self.too_long_now(message, checked):
+            about = _About(message, checked.service.name, checked.request.request_id, started)
+            why = f"rebalance recommended: a job of up to {checked.service.timeout_s:g}s is left"
+            return _outcome(about, "released", HAND_BACK, "released", "rebalance", why)
         return self.claim_and_run(message, checked, started)
 
     def reject(self, message: Message, rejected: Rejected, started: float) -> Outcome:
@@ -125,9 +132,21 @@ class Pipeline:
         lease = Lease(self.claims, got.claim)
         self.inbox.start(message, lease)
         try:
-            verdict = self.run(about, job, lease.lost)
+            verdict = self.run(about, job, lease.stop_job)
         finally:
             self.inbox.stop()
+        return self.conclude(about, job, lease, verdict)
+
+    def conclude(
+        self, about: _About, job: Job, lease: Lease, verdict: Answer | Retry | Fenced
+    ) -> Outcome:
+        """Decide what a run comes to: handed back, retried, fenced, or answered and delivered."""
+        if lease.abandoned.is_set() and isinstance(verdict, Fenced):
+            # Stopped because the instance is being reclaimed (a run that ended first is
+            # delivered as usual): visible now, claim free, for another instance to take.
+            lease.release()
+            why = "spot interruption: handed back unfinished, claim released"
+            return _outcome(about, "released", HAND_BACK, "released", "interrupted", why)
         if isinstance(verdict, Retry):
             # Back once this claim's lease has run out, so the next receiver takes it over.
             delay = self.config.visibility_timeout_s + 1
@@ -146,6 +165,12 @@ class Pipeline:
         if verdict.dead_letter:
             kind = "dead-lettered"  # a poison request: answered, and kept in the DLQ for a look
         return self.deliver(about, job.request.output, body, kind)
+
+    def too_long_now(self, message: Message, job: Job) -> bool:
+        """Under a rebalance recommendation, is this job too long to start here?"""
+        if not self.rebalancing.is_set() or message.last_receive(self.config.max_receive_count):
+            return False
+        return job.service.timeout_s * self.config.speed > self.config.rebalance_long_s
 
     def run(self, about: _About, job: Job, cancel: threading.Event) -> Answer | Retry | Fenced:
         """Run the job; a failure a request can cause becomes an error response."""

@@ -88,6 +88,7 @@ class Member:
     state: State = "booting"  # "booting" until its worker wrote a status document
     heartbeat_at: float | None = None
     drain_requested: bool = False
+    interrupted: bool = False  # under a spot interruption notice: leaving, whatever it says
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,9 @@ def sort_members(members: Sequence[Member], config: ScalerConfig, now: float) ->
         if member.state == "booting" or member.heartbeat_at is None:
             silent = now - member.launched_at > config.boot_timeout_s
             (unhealthy if silent else booting).append(member)
+        elif member.interrupted:
+            # Reclaimed within minutes: no capacity any more, so its replacement launches now.
+            draining.append(member)
         elif member.drain_requested and member.state == "stopped":
             stopped.append(member)
         elif now - member.heartbeat_at > config.stale_after_s:

@@ -25,6 +25,7 @@ class Instance:
     launched: str
     image_id: str
     launched_at: float = 0.0  # epoch seconds
+    market: str = "on-demand"  # or "spot" (EC2's InstanceLifecycle)
 
 
 def template_name(fleet: str) -> str:
@@ -47,6 +48,7 @@ def fleet(ec2: EC2Client, name: str, states: tuple[str, ...] = LIVE_STATES) -> l
             str(i["LaunchTime"]),
             i.get("ImageId", ""),
             i["LaunchTime"].timestamp(),
+            "spot" if i.get("InstanceLifecycle") == "spot" else "on-demand",
         )
         for page in pages
         for reservation in page.get("Reservations", [])
@@ -55,8 +57,19 @@ def fleet(ec2: EC2Client, name: str, states: tuple[str, ...] = LIVE_STATES) -> l
     return sorted(found, key=lambda i: (i.launched_at, i.id))
 
 
-def launch(ec2: EC2Client, name: str, count: int, client_token: str | None = None) -> list[str]:
-    """Start ``count`` instances from the fleet's launch template.
+# One-time spot requests that terminate on interruption: a fleet instance is disposable (its
+# messages come back to the queue), so it is never stopped or hibernated.
+SPOT = {
+    "MarketType": "spot",
+    "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
+}
+
+
+def launch(
+    ec2: EC2Client, name: str, count: int, client_token: str | None = None, spot: bool = False
+) -> list[str]:
+    """Start ``count`` instances from the fleet's launch template, as spot instances if ``spot``
+    (RunInstances' market options override the template's).
 
     ``client_token`` makes the call idempotent on AWS: a retried launch (a timeout after EC2
     acted, say) returns the same instances instead of starting more.
@@ -64,11 +77,13 @@ def launch(ec2: EC2Client, name: str, count: int, client_token: str | None = Non
     if count <= 0:
         return []
     token = {"ClientToken": client_token} if client_token else {}
+    market = {"InstanceMarketOptions": SPOT} if spot else {}
     reply = ec2.run_instances(
         LaunchTemplate={"LaunchTemplateName": template_name(name), "Version": "$Default"},
         MinCount=count,
         MaxCount=count,
         **token,  # type: ignore[arg-type]
+        **market,  # type: ignore[arg-type]
     )
     return [i["InstanceId"] for i in reply["Instances"]]
 

@@ -32,6 +32,7 @@ from worker.consume.queue import depth
 from worker.errors import ClaimBusy, ClaimLost, ConfigError, FleetlabError, StoreError
 from worker.scaler import ec2
 from worker.scaler.capacity import Decision, Member, Memory, Observed, ScalerConfig, State, decide
+from worker.scaler.market import Market, recent_interruptions, spot_launches
 from worker.state.activity import ActivityLog, CloudWatchSink, EventName
 from worker.state.claims import Acquired, Claim, Claims
 from worker.state.layout import SCALER_CONFIG, SCALER_LEADER, SCALER_STATE, status_key
@@ -79,6 +80,7 @@ def member(instance: ec2.Instance, status: Status | None) -> Member:
         state=status.state if status.state in _STATES else "busy",  # type: ignore[arg-type]
         heartbeat_at=status.heartbeat_at,
         drain_requested=status.drain_requested is not None,
+        interrupted=status.interruption_at is not None,
     )
 
 
@@ -109,6 +111,8 @@ class Scaler:
         self.lease: Claim | None = None
         self.renewed_at = 0.0
         self.memory = Memory()
+        self.markets: dict[str, str] = {}  # live instance id -> "spot" / "on-demand"
+        self.interrupted: dict[str, float] = {}  # instance id -> when first seen under notice
         self.ticks = 0
         self.said: str | None = None  # the last reason logged, so a steady fleet logs nothing
         self.stop = threading.Event()
@@ -199,6 +203,10 @@ class Scaler:
         found = ec2.fleet(self.clients.ec2, self.settings.fleet)
         read = {i.id: self.store.read(status_key(i.id)) for i in found}
         docs = {key: Status.from_doc(got.doc, key) for key, got in read.items() if got}
+        self.markets = {i.id: i.market for i in found}
+        for key, doc in docs.items():
+            if doc.interruption_at is not None:
+                self.interrupted.setdefault(key, self.wall())
         return Observed(
             visible=counts.visible,
             in_flight=counts.in_flight,
@@ -226,14 +234,25 @@ class Scaler:
                 self.log.event("drain", detail=f"{instance_id}: asked to stop receiving")
         if decision.launch:
             client_token = f"{self.settings.fleet}-{token}-{self.ticks}"[:64]
-            launched = ec2.launch(
-                self.clients.ec2, self.settings.fleet, decision.launch, client_token
-            )
+            launched = self.launch(decision.launch, client_token, now)
             self.log.event("launched", detail=f"{', '.join(launched)}")
         if decision.acts:
             self.say("scaled", decision.reason, force=True)
         else:
             self.say("holding", f"desired {decision.desired}")
+
+    def launch(self, count: int, client_token: str, now: float) -> list[str]:
+        """Launch ``count``: spot as the market policy says, the rest on-demand."""
+        settings = self.settings
+        policy = Market(settings.spot_fraction, settings.spot_fallback_after,
+                        settings.spot_fallback_window_s)  # fmt: skip
+        window = policy.window_s
+        recent = recent_interruptions(self.interrupted.values(), now, window)
+        self.interrupted = {k: at for k, at in self.interrupted.items() if now - at <= window}
+        spot = spot_launches(count, self.markets, policy, recent)
+        fleet, ec2_client = settings.fleet, self.clients.ec2
+        launched = ec2.launch(ec2_client, fleet, spot, f"{client_token}-s"[:64], spot=True)
+        return launched + ec2.launch(ec2_client, fleet, count - spot, client_token)
 
     def request_drain(self, instance_id: str, now: float, token: int) -> bool:
         """Add ``drain_requested`` to the worker's status document, keeping its other fields."""

@@ -43,6 +43,8 @@ EventName = Literal[
     # a message on a worker
     "received", "claimed", "busy", "duplicate", "ran", "error", "fenced", "delivered",
     "retry", "dead-letter", "deleted", "released", "lease-lost",
+    # the instance (spot notices in its metadata)
+    "interruption", "rebalance",
     # the scaler
     "leader", "follower", "skipped", "idle", "scaled", "holding", "launched", "drain",
     "terminated", "replaced",

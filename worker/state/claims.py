@@ -134,6 +134,11 @@ class Claims:
         renewed = _replace(claim, lease_until=now + lease_s)
         return self._write(renewed, claim.etag)
 
+    def release(self, claim: Claim) -> Claim:
+        """Give the claim up unfinished: its lease ends now, so the next receiver takes it over
+        at once; raise ``ClaimLost`` if someone else took it."""
+        return self._write(_replace(claim, lease_until=0.0), claim.etag)
+
     def finish(self, claim: Claim, response: str) -> Claim:
         """Record the final response; raise ``ClaimLost`` if the claim was taken over."""
         done = _replace(claim, state="done", response=response)

@@ -2,6 +2,8 @@
 
 Renewals (heartbeat) and the final write (loop) go through one lock, so that they never race
 on the etag; a renewal that finds the claim taken over sets ``lost``, which stops the binary.
+``abandon`` (a spot interruption the job will not outlive) stops the binary too; the pipeline
+then ``release``s the claim, so that the next receiver takes the job over at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ class Lease:
         self._lock = threading.Lock()
         self._finished = False
         self.lost = threading.Event()
+        self.abandoned = threading.Event()
+        self.stop_job = threading.Event()  # set by either: the binary is killed
 
     @property
     def claim(self) -> Claim:
@@ -37,8 +41,25 @@ class Lease:
                 self._claim = self._claims.renew(self._claim, now, lease_s)
             except ClaimLost:
                 self.lost.set()
+                self.stop_job.set()
                 return False
             return True
+
+    def abandon(self) -> None:
+        """Stop the job: this instance goes before it could finish (the pipeline releases)."""
+        self.abandoned.set()
+        self.stop_job.set()
+
+    def release(self) -> None:
+        """End the lease now, unfinished; a claim already taken over is left to its taker."""
+        with self._lock:
+            if self._finished or self.lost.is_set():
+                return
+            self._finished = True
+            try:
+                self._claim = self._claims.release(self._claim)
+            except ClaimLost:
+                self.lost.set()
 
     def finish(self, response: str) -> Claim:
         """Record the response (the fence); raise ``ClaimLost`` if the claim is not ours."""

@@ -80,11 +80,12 @@ class Status:
     job_seconds: tuple[float, ...] = ()
     code_version: str | None = None
     drain_requested: DrainRequest | None = None
+    interruption_at: float | None = None  # a spot notice: the instance goes then (epoch s)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     _FIELDS = (
         "worker_id", "pid", "state", "current_request", "jobs_done", "outcomes", "api_calls",
-        "api_calls_by_operation", "job_seconds", "code_version", "heartbeat_at",
+        "api_calls_by_operation", "job_seconds", "code_version", "heartbeat_at", "interruption_at",
     )  # fmt: skip
 
     def to_doc(self) -> dict[str, Any]:
@@ -104,6 +105,8 @@ class Status:
         }
         if self.drain_requested is not None:
             doc["drain_requested"] = self.drain_requested.to_doc()
+        if self.interruption_at is not None:
+            doc["interruption_at"] = self.interruption_at
         return doc
 
     @classmethod
@@ -122,6 +125,7 @@ class Status:
             job_seconds=_seconds(doc.get("job_seconds")),
             code_version=_text(doc.get("code_version")),
             drain_requested=DrainRequest.from_doc(doc.get("drain_requested")),
+            interruption_at=_number(doc.get("interruption_at")),
             extra={k: v for k, v in doc.items() if k not in (*cls._FIELDS, "drain_requested")},
         )
 
@@ -174,8 +178,10 @@ class StatusReporter:
         wall: Callable[[], float] = time.time,
         draining: Callable[[], bool] = lambda: False,
         on_drain: Callable[[], None] = lambda: None,
+        interruption: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._draining = draining
+        self._interruption = interruption
         self._on_drain = on_drain
         self._drain_seen = False
         self._code_version = code_version
@@ -218,6 +224,7 @@ class StatusReporter:
             job_seconds=tuple(self._stats.durations),
             code_version=self._code_version,
             heartbeat_at=self._wall(),
+            interruption_at=self._interruption(),
         ).to_doc()
 
     def _state(self, asked: str, running: bool) -> str:
