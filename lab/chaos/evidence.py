@@ -50,6 +50,8 @@ class Line:
     event: str
     status: str
     detail: str
+    at: float = 0.0  # when it was logged (CloudWatch's timestamp, epoch seconds)
+    seconds: float | None = None  # how long it took (a run's duration on "ran")
 
 
 @dataclass
@@ -169,6 +171,8 @@ def read_activity(clients: AwsClients, log_group: str) -> list[Line]:
                         g["event"],
                         g["status"],
                         g["detail"],
+                        at=float(event.get("timestamp", 0)) / 1000,
+                        seconds=None if g["seconds"] == "-" else float(g["seconds"]),
                     )
                 )
     return lines
