@@ -14,9 +14,10 @@ help:
 	@echo "make lab-up      create .venv, install, start the lab on moto and run the sample jobs"
 	@echo "                 (EMULATOR=localstack: on LocalStack, installed on the host on demand)"
 	@echo "make lab-down    stop everything lab-up started"
-	@echo "make test        unit tests, then every emulator-bound test on moto and on LocalStack"
+	@echo "make test        ruff, ruff format --check, mypy --strict; unit tests, then every"
+	@echo "                 emulator-bound test on moto and on LocalStack"
 	@echo "                 (EMULATOR=local or EMULATOR=localstack: on that one only)"
-	@echo "make check       ruff, ruff format --check, mypy --strict, tests"
+	@echo "make check       the same as make test"
 	@echo "make bench       pipeline benchmark beside the Celery peer, planner table (JSON lines)"
 
 deps:
@@ -42,10 +43,10 @@ lab-down: venv
 on_emulators = for env in $(EMULATORS); do \
 	  echo "== pytest $(1) on $$env"; FLEETLAB_LAB_ENV=$$env $(BIN)/pytest $(1) || status=1; done
 
-# Unit tests once; the rest (tests/integration, and any other emulator-bound folder under
-# tests/) on each emulator. The docker-backend tests need an engine: start one (no-op if one
-# answers), always stop ours.
-test: deps venv
+# Style and types gate the tests (CI runs exactly this target). Then unit tests once; the rest
+# (tests/integration, and any other emulator-bound folder under tests/) on each emulator. The
+# docker-backend tests need an engine: start one (no-op if one answers), always stop ours.
+test: deps venv lint typecheck
 	./scripts/dockerd start
 	status=0; $(BIN)/pytest tests/unit || status=1; \
 	$(call on_emulators,--ignore=tests/unit); \
@@ -69,7 +70,7 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-check: lint typecheck test
+check: test
 
 bench: deps venv
 	$(BIN)/python bench/pipeline.py --n 500 --reps 3

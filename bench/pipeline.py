@@ -43,9 +43,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lab.fleet import base_env
-from lab.resources import AwsClients, LabEnv, ensure
-from lab.settings import LabSettings
+from lab.runtime.resources import AwsClients, LabEnv, ensure
+from lab.runtime.settings import LabSettings
+from lab.runtime.stack import base_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -298,7 +298,7 @@ def start_lab(run_dir: Path, nodelay: bool) -> Lab:
     # --receiver-nodelay (diagnostic, off by default): the same receiver with TCP_NODELAY on
     # its sockets; http.server writes headers and body in two sends, and Nagle + delayed ACK
     # then hold each keep-alive callback answer for ~40 ms.
-    program = ["-c", _NODELAY_RECEIVER] if nodelay else ["-m", "lab.receiver"]
+    program = ["-c", _NODELAY_RECEIVER] if nodelay else ["-m", "lab.client.receiver"]
     receiver = PROCS.start(
         "receiver",
         [

@@ -8,22 +8,22 @@ import signal
 import sys
 from types import FrameType
 
-from worker.activity import ActivityLog, CloudWatchSink
 from worker.aws import Clients
-from worker.claims import Claims
 from worker.config import WorkerConfig, load_worker_config
-from worker.deliver import Deliverer
+from worker.consume.heartbeat import Beat, Heartbeat
+from worker.consume.inbox import Inbox
+from worker.consume.loop import Interrupted, Worker
+from worker.consume.queue import RequestQueue
 from worker.errors import FleetlabError
-from worker.heartbeat import Beat, Heartbeat
-from worker.http import SafeHttp
-from worker.inbox import Inbox
-from worker.job import JobContext
-from worker.loop import Interrupted, Worker
-from worker.pipeline import Pipeline
-from worker.queue import RequestQueue
-from worker.services import load_registry
-from worker.status import StatusReporter
-from worker.store import S3JsonStore
+from worker.handle.deliver import Deliverer
+from worker.handle.job import JobContext
+from worker.handle.pipeline import Pipeline
+from worker.handle.services import load_registry
+from worker.net.http import SafeHttp
+from worker.state.activity import ActivityLog, CloudWatchSink
+from worker.state.claims import Claims
+from worker.state.status import StatusReporter
+from worker.state.store import S3JsonStore
 
 
 def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:

@@ -14,10 +14,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab.chaos.report import Tally
-from lab.resources import AwsClients, LabEnv
-from lab.results import parse_response
-from worker import ec2
-from worker.request import salvage_envelope
+from lab.client.results import parse_response
+from lab.runtime.resources import AwsClients, LabEnv
+from worker.handle.request import salvage_envelope
+from worker.scaler import ec2
 
 # worker msgid reqid [date] "event service" status seconds "detail"
 _LINE = re.compile(

@@ -17,8 +17,6 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import faults, fleet, instances, procs
-from lab.bodies import reap
 from lab.chaos.evidence import (
     Evidence,
     Response,
@@ -29,11 +27,14 @@ from lab.chaos.evidence import (
     read_queue,
 )
 from lab.chaos.report import Check
+from lab.client.submit import Auth, JobSpec, build_xml, send
+from lab.ec2 import faults, instances
+from lab.ec2.bodies import reap
 from lab.errors import LabError
-from lab.resources import AwsClients, LabEnv
-from lab.settings import LabSettings
-from lab.submit import Auth, JobSpec, build_xml, send
-from worker.store import S3JsonStore
+from lab.runtime import procs, stack
+from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.settings import LabSettings
+from worker.state.store import S3JsonStore
 
 T = TypeVar("T")
 
@@ -46,7 +47,7 @@ FAST_WORKER = {
     "FLEETLAB_LOG_FLUSH": "0.2",
     "FLEETLAB_STATUS_INTERVAL": "1",
 }
-CALLBACK_AUTH = Auth(*fleet.CALLBACK_AUTH.split(":", 1))
+CALLBACK_AUTH = Auth(*stack.CALLBACK_AUTH.split(":", 1))
 
 
 class ScenarioFailed(LabError):
@@ -119,15 +120,15 @@ class ChaosLab:
         """A clean lab: the scenario's folder emptied, then everything started afresh."""
         home = self.settings.home
         if procs.running(self.settings.pids):
-            fleet.down(self.settings, grace_s=10)
+            stack.down(self.settings, grace_s=10)
         shutil.rmtree(home, ignore_errors=True)
-        self._env = fleet.up(self.settings, 0, self.setup.instances, "process", self.setup.bounds)
+        self._env = stack.up(self.settings, 0, self.setup.instances, "process", self.setup.bounds)
         self.mark(f"lab up: {self.setup.instances} instance(s) on {self.settings.env}")
         self.wait(lambda: len(self.idle()) >= self.setup.instances, 90, "instances idle")
 
     def down(self) -> None:
         """Stop everything this scenario started (its folder stays, for its logs)."""
-        fleet.down(self.settings, grace_s=20)
+        stack.down(self.settings, grace_s=20)
         reap()  # bodies a rollout restarted are this process's children
 
     # ------------------------------------------------------------------------------- timeline

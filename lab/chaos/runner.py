@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lab.chaos.harness import ChaosLab
 from lab.chaos.report import ScenarioReport
 from lab.chaos.scenarios import Scenario
-from lab.settings import LabSettings
+from lab.runtime.settings import LabSettings
 from worker.errors import FleetlabError
 
 

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lab import bundle, emulator, fleet, recovery, rollout
-from lab import scaler as lab_scaler
 from lab.chaos.evidence import read_activity
 from lab.chaos.harness import ChaosLab, ScenarioFailed, Setup, base_rules, check
 from lab.chaos.report import Check
-from worker.claims import claim_key
+from lab.deploy import bundle, rollout
+from lab.runtime import emulator, recovery, stack
+from lab.runtime import scaler as lab_scaler
+from worker.state.claims import claim_key
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def bad_bundle(lab: ChaosLab) -> list[Check]:
     before = bundle.current(lab.clients.s3, lab.env.bucket) or {}
     for k in range(1, 7):
         lab.submit(f"roll-{k}", lab.video(0.5))
-    made = fleet.deploy(lab.settings, lab.env, lab.clients, broken=True)
+    made = stack.deploy(lab.settings, lab.env, lab.clients, broken=True)
     lab.mark(f"deployed broken bundle {made.version}")
     roll = rollout.Rollout(
         lab.settings.home, lab.env, lab.clients, health_s=8, grace_s=10, say=lab.mark
@@ -373,7 +374,7 @@ def emulator_restart(lab: ChaosLab) -> list[Check]:
     for k in range(1, 9):
         lab.submit(f"restart-{k}", lab.video(1), callback=True)
     lab.pause(1.0, 2.0)
-    emulator.restart(lab.settings, fleet.base_env())
+    emulator.restart(lab.settings, stack.base_env())
     lab.mark("emulator restarted (empty)")
     noticed = lab.wait(lambda: recovery.lost(lab.clients, lab.env), 10, "the lab to notice")
     lab.mark(f"noticed: {noticed}")

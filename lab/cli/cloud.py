@@ -13,8 +13,8 @@ from lab.cloud import teardown as unmaking
 from lab.cloud.plan import Step, summary
 from lab.cloud.target import DEBIAN_12, Options, caller_account, connect
 from lab.errors import LabError, NotRunning
-from lab.resources import AwsClients, LabEnv
-from lab.settings import LabSettings
+from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.settings import LabSettings
 
 
 def _aws_settings() -> LabSettings:

@@ -10,8 +10,8 @@ from typing import Any
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab.resources import LabEnv
-from lab.settings import LabSettings, load_settings
+from lab.runtime.resources import LabEnv
+from lab.runtime.settings import LabSettings, load_settings
 from worker.errors import FleetlabError
 
 

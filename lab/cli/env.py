@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from lab import environment
 from lab.cli.common import emit_json, errors_to_exit, settings
 from lab.errors import NotRunning
-from lab.resources import LabEnv
+from lab.runtime import environment
+from lab.runtime.resources import LabEnv
 
 app = typer.Typer(no_args_is_help=True, help="Choose and show the lab's environment.")
 

@@ -8,14 +8,15 @@ from typing import Annotated
 import typer
 
 import schemas
-from lab import environment, fleet, instances, scaler
 from lab.cli.common import errors_to_exit, settings
+from lab.client.results import Result, from_queue, from_receiver
+from lab.client.submit import send
+from lab.deploy.rollout import Rollout
+from lab.ec2 import instances
 from lab.errors import LabError
-from lab.resources import AwsClients, LabEnv
-from lab.results import Result, from_queue, from_receiver
-from lab.rollout import Rollout
-from lab.submit import send
-from worker.store import S3JsonStore
+from lab.runtime import environment, scaler, stack
+from lab.runtime.resources import AwsClients, LabEnv
+from worker.state.store import S3JsonStore
 
 
 def up(
@@ -52,7 +53,7 @@ def up(
             raise LabError(f"--backend must be process or docker, not {backend!r}")
         low = instances_n if min_instances is None else min_instances
         high = max(low, instances_n) if max_instances is None else max_instances
-        lab_env = fleet.up(config, workers, instances_n, backend, (low, high))
+        lab_env = stack.up(config, workers, instances_n, backend, (low, high))
         typer.echo(
             f"lab up: {config.env} emulator {lab_env.endpoint_url}, {instances_n} instance(s), "
             f"{workers} worker(s), receiver {lab_env.receiver_url}"
@@ -92,7 +93,7 @@ def run_samples(lab_env: LabEnv, wait: float) -> bool:
 def down() -> None:
     """Stop everything `lab up` started (by pid file; workers drain first)."""
     with errors_to_exit():
-        stopped = fleet.down(settings())
+        stopped = stack.down(settings())
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
@@ -132,7 +133,7 @@ def deploy(
                 "new bundle when it boots: deploy, then replace instances (`lab scale`)"
             )
         clients = AwsClients.for_env(lab_env)
-        made = fleet.deploy(config, lab_env, clients, broken=broken)
+        made = stack.deploy(config, lab_env, clients, broken=broken)
         typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")
         if rollout:
             steps = Rollout(config.home, lab_env, clients, health_timeout, grace, typer.echo).run()

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from lab import image
 from lab.cli.common import errors_to_exit, settings
+from lab.ec2 import image
 from lab.errors import LabError
 
 app = typer.Typer(no_args_is_help=True, help="The instance image for Docker bodies.")

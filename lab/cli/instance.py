@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from lab import faults, instances
 from lab.cli.common import errors_to_exit, lab_env, settings
-from lab.resources import AwsClients
+from lab.ec2 import faults, instances
+from lab.runtime.resources import AwsClients
 
 app = typer.Typer(no_args_is_help=True, help="Act on one instance (its body, or through EC2).")
 InstanceId = Annotated[str, typer.Argument(help="Instance id, e.g. i-0123456789abcdef0.")]

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from lab.cli.common import emit_json, errors_to_exit, lab_env
-from lab.resources import AwsClients
-from lab.results import from_queue
-from lab.submit import Auth, JobSpec, build_xml, parse_param, send
+from lab.client.results import from_queue
+from lab.client.submit import Auth, JobSpec, build_xml, parse_param, send
+from lab.runtime.resources import AwsClients
 
 
 def _auth(user: str | None, password: str | None, password_file: Path | None) -> Auth | None:

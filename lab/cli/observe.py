@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from lab import instances, procs, scaler
-from lab.bodies import Body, liveness
 from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
-from lab.resources import AwsClients, LabEnv
-from worker.queue import depth
-from worker.store import S3JsonStore
+from lab.ec2 import instances
+from lab.ec2.bodies import Body, liveness
+from lab.runtime import procs, scaler
+from lab.runtime.resources import AwsClients, LabEnv
+from worker.consume.queue import depth
+from worker.state.store import S3JsonStore
 
 _STALE_S = 30.0
 

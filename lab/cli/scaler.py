@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from lab import fleet, scaler
 from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
-from lab.resources import AwsClients
-from worker.store import S3JsonStore
+from lab.runtime import scaler, stack
+from lab.runtime.resources import AwsClients
+from worker.state.store import S3JsonStore
 
 app = typer.Typer(
     no_args_is_help=True, help="The scaler: run it here, read or change its settings."
@@ -27,7 +27,7 @@ def run(
     instance leads -- which is what a fleet that may scale to zero needs."""
     with errors_to_exit():
         found = lab_env()
-        code = scaler.run(settings(), found, fleet.base_env(found.env), once=once)
+        code = scaler.run(settings(), found, stack.base_env(found.env), once=once)
     raise typer.Exit(code)
 
 

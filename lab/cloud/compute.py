@@ -6,14 +6,16 @@ import time
 
 from botocore.exceptions import ClientError
 
-from lab import bundle, fleet, instances, scaler, userdata
 from lab.cloud.names import require_ours, tag_list, tag_map
 from lab.cloud.plan import Settings
 from lab.cloud.target import FleetPart
+from lab.deploy import bundle
+from lab.ec2 import instances, userdata
 from lab.errors import LabError
-from worker.capacity import ScalerConfig
+from lab.runtime import scaler, stack
 from worker.errors import StoreError
-from worker.store import S3JsonStore
+from worker.scaler.capacity import ScalerConfig
+from worker.state.store import S3JsonStore
 
 # IMDSv2 only: the boot script asks for a session token, and a stolen request cannot.
 METADATA = {"HttpTokens": "required", "HttpEndpoint": "enabled"}
@@ -108,7 +110,7 @@ class LaunchTemplate(FleetPart):
             "SecurityGroupIds": [target.security_group_id or "<security group id>"],
             "MetadataOptions": METADATA,
         }
-        text = userdata.render(fleet.instance_config(target.settings, target.lab_env()))
+        text = userdata.render(stack.instance_config(target.settings, target.lab_env()))
         return instances.fleet_template(target.names.env, base, text)
 
     def create(self) -> None:
@@ -141,7 +143,7 @@ class CodeBundle(FleetPart):
 
     def create(self) -> None:
         target = self.target
-        fleet.deploy(target.settings, target.lab_env(), target.clients)
+        stack.deploy(target.settings, target.lab_env(), target.clients)
 
 
 class Capacity(FleetPart):

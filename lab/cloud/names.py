@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.errors import LabError, NotOurs
-from worker.ec2 import FLEET_TAG, template_name
+from worker.scaler.ec2 import FLEET_TAG, template_name
 
 # One tag marks everything the fleet owns (instances have carried it from the start): teardown
 # removes what carries it with this environment's name, and nothing else.

@@ -13,8 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from lab.cloud.names import CloudNames, names_for
 from lab.cloud.plan import Part
 from lab.errors import ImageNotFound, LabError, NoCredentials
-from lab.resources import AwsClients, LabEnv
-from lab.settings import LabSettings
+from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.settings import LabSettings
 
 # Debian 12: its python3 is the 3.11 the bundle's wheelhouse is built for (Amazon Linux 2023
 # has 3.9), and its curl signs SigV4 as the boot script needs. Published by the Debian cloud team.

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from lab import instances, scaler
 from lab.cloud.names import IAM_PATH, TAG, is_ours, tag_map
 from lab.cloud.storage import error_code
-from lab.resources import AwsClients
+from lab.ec2 import instances
+from lab.runtime import scaler
+from lab.runtime.resources import AwsClients
 
 ORDER = ("instance", "launch template", "instance profile", "iam role", "security group",
          "sqs queue", "s3 bucket", "log group")  # fmt: skip

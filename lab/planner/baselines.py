@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from worker.capacity import Decision, Fleet, Memory, Observed, ScalerConfig, sort_members
+from worker.scaler.capacity import Decision, Fleet, Memory, Observed, ScalerConfig, sort_members
 
 TT_PERIOD_S = 60.0  # CloudWatch evaluates one-minute datapoints
 TT_OUT_POINTS = 3  # above target for 3 consecutive minutes: scale out

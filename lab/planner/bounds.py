@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from lab.planner.traces import DAY_S, Trace
-from worker.erlang import DEFAULT_QUANTILE, servers_for
+from worker.scaler.erlang import DEFAULT_QUANTILE, servers_for
 
 WINDOW_S = 900.0
 

@@ -26,7 +26,7 @@ from lab.planner.policy import Policy
 from lab.planner.report import Bounds, summarize
 from lab.planner.simulator import Run, SimSettings, simulate
 from lab.planner.traces import Trace, load
-from worker.capacity import ScalerConfig, decide
+from worker.scaler.capacity import ScalerConfig, decide
 
 POLICY_NAMES = ("fleetlab", "static", "target-tracking", "keda")
 BILLING_S = {"second": 1.0, "hour": 3600.0}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.capacity import Decision, Memory, Observed, ScalerConfig
+from worker.scaler.capacity import Decision, Memory, Observed, ScalerConfig
 
 PolicyFn = Callable[[Observed, ScalerConfig, Memory, float], Decision]
 

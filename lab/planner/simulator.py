@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from lab.planner.arrivals import Jobs, seeded
 from lab.planner.errors import PolicyViolation, SimulationStalled
 from lab.planner.policy import Policy
-from worker.capacity import Decision, Member, Memory, Observed, State
+from worker.scaler.capacity import Decision, Member, Memory, Observed, State
 
 RECENT_JOBS = 20
 STALL_S = 86_400.0

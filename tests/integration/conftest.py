@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 from support import Up, chosen_emulator, clean_env, cli_env, wait_until
 
-from lab import image
-from lab.bodies import Body, liveness
-from lab.emulator import answers, ready
-from lab.emulator import command as emulator_command
-from lab.procs import descendants, free_port
-from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
-from lab.settings import LabSettings, load_settings
+from lab.ec2 import image
+from lab.ec2.bodies import Body, liveness
+from lab.runtime.emulator import answers, ready
+from lab.runtime.emulator import command as emulator_command
+from lab.runtime.procs import descendants, free_port
+from lab.runtime.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
+from lab.runtime.settings import LabSettings, load_settings
 
 CALLBACK_AUTH = ("dirk", "tellnoone")
 MEDIA_AUTH = ("dirk", "mylilsecret")
@@ -247,12 +247,12 @@ class Receiver:
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    """``python -m lab.receiver`` on a free port with the lab's credentials."""
+    """``python -m lab.client.receiver`` on a free port with the lab's credentials."""
     port = free_port()
     folder = tmp_path / "receiver"
     (folder / "media").mkdir(parents=True)
     argv = [
-        sys.executable, "-m", "lab.receiver", "--port", str(port), "--dir", str(folder),
+        sys.executable, "-m", "lab.client.receiver", "--port", str(port), "--dir", str(folder),
         "--callback-auth", ":".join(CALLBACK_AUTH), "--media-auth", ":".join(MEDIA_AUTH),
     ]  # fmt: skip
     with (tmp_path / "receiver.log").open("wb") as log:

@@ -23,10 +23,11 @@ import pytest
 from conftest import descendants
 from support import wait_until
 
-from lab import bundle, userdata
-from lab.bundle import Bundle
-from lab.resources import LAB_CREDENTIALS
-from lab.results import from_queue
+from lab.client.results import from_queue
+from lab.deploy import bundle
+from lab.deploy.bundle import Bundle
+from lab.ec2 import userdata
+from lab.runtime.resources import LAB_CREDENTIALS
 
 if TYPE_CHECKING:
     from conftest import Lab

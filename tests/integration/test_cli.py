@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from support import cli_env, wait_until
 
-from lab import procs
+from lab.runtime import procs
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import urllib3.util.connection
 
 from worker.config import UrlPolicy
 from worker.errors import DeliveryError, FetchError, InputTooLarge, UrlRejected
-from worker.http import HttpResult, SafeHttp
+from worker.net.http import HttpResult, SafeHttp
 
 LAB = UrlPolicy(allow_loopback=True)
 BASIC = "Basic " + base64.b64encode(b"user:pw").decode()

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from support import clean_env, wait_until
 
-from lab import faults, instances
-from lab.bodies import Body, liveness
+from lab.ec2 import faults, instances
+from lab.ec2.bodies import Body, liveness
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ class Fleet:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start_hypervisor(self) -> None:
-        argv = [sys.executable, "-m", "lab.hypervisor", "--home", str(self.lab.home),
+        argv = [sys.executable, "-m", "lab.ec2.hypervisor", "--home", str(self.lab.home),
                 "--fleet", self.name, "--interval", "0.2", "--grace", "5",
                 "--backend", self.backend]  # fmt: skip
         with (self.lab.home / "hypervisor.log").open("ab") as log:

@@ -13,11 +13,11 @@ from lxml import etree
 from support import wait_until
 
 import schemas
-from lab import samples
-from lab.procs import free_port
-from lab.results import Result, from_queue, parse_response
-from lab.submit import Auth, JobSpec, render_xml
-from worker.claims import claim_key
+from lab.client import samples
+from lab.client.results import Result, from_queue, parse_response
+from lab.client.submit import Auth, JobSpec, render_xml
+from lab.runtime.procs import free_port
+from worker.state.claims import claim_key
 
 if TYPE_CHECKING:
     from conftest import Lab, Receiver, WorkerProc

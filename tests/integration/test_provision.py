@@ -23,8 +23,8 @@ from support import LAB_CLI, clean_env, wait_until
 
 from lab.cloud import policy
 from lab.cloud.names import TAG
-from lab.emulator import moto_ready
-from lab.procs import free_port
+from lab.runtime.emulator import moto_ready
+from lab.runtime.procs import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -253,7 +253,9 @@ def test_user_data_carries_the_configuration_and_never_a_key(aws: Aws) -> None:
         "export FLEETLAB_SPEED=1\n" in text and "FLEETLAB_BOOT_PACKAGES='python3-venv sox'" in text
     )
     assert "FLEETLAB_SCALER_INTERVAL=30" in text
-    header = text.split("# fleetlab instance boot")[0]  # the configuration lab/userdata.py wrote
+    header = text.split("# fleetlab instance boot")[
+        0
+    ]  # the configuration lab/ec2/userdata.py wrote
     assert "export FLEETLAB_REQUEST_QUEUE_URL=" in header
     assert "AWS_ACCESS_KEY_ID" not in header and "AWS_SECRET_ACCESS_KEY" not in header
     assert "test" not in header  # moto's keys, which the lab itself used

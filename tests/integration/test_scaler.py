@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from support import Up, cli_env, wait_until
 
-from lab.resources import AwsClients, LabEnv
-from lab.submit import JobSpec, build_xml, send
+from lab.client.submit import JobSpec, build_xml, send
+from lab.runtime.resources import AwsClients, LabEnv
 
 pytestmark = pytest.mark.integration
 

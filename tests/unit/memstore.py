@@ -7,7 +7,7 @@ import itertools
 from typing import Any
 
 from worker.errors import PreconditionFailed
-from worker.store import Versioned
+from worker.state.store import Versioned
 
 
 class DictStore:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.fleet import instance_config
-from lab.resources import LAB_CREDENTIALS, AwsClients, LabEnv
-from lab.settings import AWS_BOOT_PACKAGES, load_settings
+from lab.runtime.resources import LAB_CREDENTIALS, AwsClients, LabEnv
+from lab.runtime.settings import AWS_BOOT_PACKAGES, load_settings
+from lab.runtime.stack import instance_config
 
 
 def lab_env(env: str, endpoint: str | None) -> LabEnv:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import bundle, userdata
-from lab.bundle import Bundle
+from lab.deploy import bundle
+from lab.deploy.bundle import Bundle
+from lab.ec2 import userdata
 from lab.errors import LabError
 from worker import boot
 

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from worker.capacity import Decision, Member, Memory, Observed, ScalerConfig, decide
-from worker.erlang import erlang_c, expected_queue, servers_for, wait_exceeds
+from worker.scaler.capacity import Decision, Member, Memory, Observed, ScalerConfig, decide
+from worker.scaler.erlang import erlang_c, expected_queue, servers_for, wait_exceeds
 
 CONFIG = ScalerConfig(
     min_instances=1,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from memstore import DictStore
 
-from worker.claims import Acquired, AlreadyDone, Claim, Claims, claim_key, decide
 from worker.errors import ClaimBusy, ClaimLost
+from worker.state.claims import Acquired, AlreadyDone, Claim, Claims, claim_key, decide
 
 
 def test_key_prefers_the_clients_request_id() -> None:

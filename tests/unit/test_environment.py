@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import environment, fleet
 from lab.errors import LabError
-from lab.settings import LabSettings, load_settings
+from lab.runtime import environment, stack
+from lab.runtime.settings import LabSettings, load_settings
 
 
 def test_local_until_another_is_chosen(tmp_path: Path) -> None:
@@ -54,5 +54,5 @@ def test_settings_follow_the_environment(tmp_path: Path) -> None:
 
 def test_lab_up_never_starts_an_emulator_for_aws(tmp_path: Path) -> None:
     with pytest.raises(LabError, match="lab provision"):
-        fleet.up(LabSettings(home=tmp_path, env="aws"))
+        stack.up(LabSettings(home=tmp_path, env="aws"))
     assert not (tmp_path / "pids").exists()

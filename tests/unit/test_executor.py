@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import ExecutionError, ExecutionTimeout
-from worker.executor import run
+from worker.handle.executor import run
 
 
 def test_argv_is_never_shell_interpreted(tmp_path: Path) -> None:

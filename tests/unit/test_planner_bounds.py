@@ -23,7 +23,7 @@ from lab.planner.policy import Policy
 from lab.planner.report import latencies, percentile
 from lab.planner.simulator import SimSettings, simulate
 from lab.planner.traces import Trace, load
-from worker.capacity import ScalerConfig
+from worker.scaler.capacity import ScalerConfig
 
 RATE = 10_000 / 86_400
 

@@ -15,7 +15,7 @@ from lab.planner.plan import POLICY_NAMES, PlanSpec, build_policies, make_plan
 from lab.planner.policy import Policy
 from lab.planner.simulator import SimSettings, simulate
 from lab.planner.traces import load
-from worker.capacity import Decision, Memory, Observed, ScalerConfig
+from worker.scaler.capacity import Decision, Memory, Observed, ScalerConfig
 
 SMALL = PlanSpec(trace="spike", jobs_per_day=3000, days=1)
 

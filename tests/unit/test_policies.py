@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from worker.activity import Event, scrub
 from worker.backoff import backoff_delay
 from worker.config import Retry, load_worker_config
 from worker.errors import ConfigError
+from worker.state.activity import Event, scrub
 
 RETRY = Retry(attempts=5, base_s=0.5, cap_s=4.0)
 

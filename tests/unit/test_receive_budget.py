@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from worker.config import AwsTarget, WorkerConfig
-from worker.heartbeat import Beat
-from worker.inbox import Inbox
-from worker.loop import Worker
-from worker.outcome import Outcome
-from worker.queue import Message
+from worker.consume.heartbeat import Beat
+from worker.consume.inbox import Inbox
+from worker.consume.loop import Worker
+from worker.consume.outcome import Outcome
+from worker.consume.queue import Message
 
 
 def message(n: int, receives: int) -> Message:

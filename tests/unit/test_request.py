@@ -14,7 +14,7 @@ from worker.errors import (
     MalformedRequest,
     OversizeRequest,
 )
-from worker.request import QUEUE_OUTPUT, parse_request, salvage_envelope
+from worker.handle.request import QUEUE_OUTPUT, parse_request, salvage_envelope
 
 LIMIT = 16 * 1024
 GOOD = b"""<request service="analyze" requestId="r-1">

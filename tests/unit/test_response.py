@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 import schemas
-from worker.response import OutputFile, decode_output, error, success
+from worker.handle.response import OutputFile, decode_output, error, success
 
 SCHEMA = etree.XMLSchema(etree.parse(str(schemas.path("response.xsd"))))
 

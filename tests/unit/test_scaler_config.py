@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from worker.capacity import ScalerConfig
 from worker.config import load_scaler_settings
-from worker.ec2 import Instance
 from worker.errors import ConfigError
-from worker.scaler import member, policy_from, timed
+from worker.scaler.capacity import ScalerConfig
+from worker.scaler.ec2 import Instance
+from worker.scaler.loop import member, policy_from, timed
 
 ENV = {
     "FLEETLAB_REQUEST_QUEUE_URL": "http://q",

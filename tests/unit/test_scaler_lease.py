@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from memstore import DictStore
 
-from worker.activity import ActivityLog
 from worker.config import AwsTarget, ScalerSettings
-from worker.scaler import LEADER, Scaler
+from worker.scaler.loop import LEADER, Scaler
+from worker.state.activity import ActivityLog
 
 
 class Clock:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import ConfigError, ParameterRejected, UnknownService
-from worker.services import load_registry
+from worker.handle.services import load_registry
 
 REGISTRY = load_registry()
 

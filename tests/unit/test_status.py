@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from memstore import DictStore
 
-from worker.inbox import Inbox
-from worker.loop import Stats
-from worker.outcome import Outcome
-from worker.status import StatusReporter
+from worker.consume.inbox import Inbox
+from worker.consume.loop import Stats
+from worker.consume.outcome import Outcome
+from worker.state.status import StatusReporter
 
 
 def reporter(store: DictStore) -> StatusReporter:

@@ -6,7 +6,7 @@ import pytest
 
 from worker.config import UrlPolicy
 from worker.errors import UrlRejected
-from worker.urls import check_url, redact_url
+from worker.net.urls import check_url, redact_url
 
 STRICT = UrlPolicy()
 LOOPBACK = UrlPolicy(allow_loopback=True)

@@ -8,5 +8,5 @@ USER_DATA = "user-data.sh"
 
 
 def script(name: str = USER_DATA) -> str:
-    """The text of one boot script (``lab.userdata.render`` puts its configuration in front)."""
+    """The text of one boot script (``lab.ec2.userdata.render`` puts its configuration in front)."""
     return resources.files(__name__).joinpath(name).read_text("utf-8")

@@ -3,7 +3,7 @@
 # fetch the current code bundle from S3, verify it, install it as a release, set the previous
 # code aside as code.previous, link `code` to the release and run the release's start-up script.
 # Code changes by uploading a bundle, never by rebuilding the image; running this script again
-# on a live instance re-deploys. lab/userdata.py puts the configuration in front of this text as
+# on a live instance re-deploys. lab/ec2/userdata.py puts the configuration in front of this text as
 # `export NAME=value` lines. No `set -x` anywhere: the console log must never show a secret.
 set -euo pipefail
 umask 022
@@ -114,7 +114,7 @@ d = json.load(open(sys.argv[1]))
 print(d["version"], d["key"], d["sha256"])' "$downloads/current.json") ||
   die "bundles/current.json is not a bundle pointer"
 read -r version key sha256 <<<"$fields"
-# These become paths and URLs: refuse anything but the shapes lab/bundle.py writes.
+# These become paths and URLs: refuse anything but the shapes lab/deploy/bundle.py writes.
 [[ $version =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "bad version in the pointer"
 [[ $key =~ ^bundles/[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.gz$ ]] || die "bad key in the pointer"
 [[ $sha256 =~ ^[0-9a-f]{64}$ ]] || die "bad sha256 in the pointer"

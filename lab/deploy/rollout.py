@@ -1,0 +1,118 @@
+"""Rolling deploy: instances take the current bundle one at a time, without a reboot.
+
+For each running instance: re-deploy its body (the worker drains — finishes its job, hands back
+what waits — then the boot script runs again and installs the current bundle), and wait until
+its status document shows the new code version with a fresh heartbeat. An instance that does not
+get healthy in time is rolled back: ``current`` points at the previous bundle again, that
+instance is re-deployed once more, and the rollout stops there and says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.deploy import bundle
+from lab.ec2 import instances
+from lab.ec2.bodies import Body, backend_for, liveness
+from lab.errors import LabError
+from lab.runtime.resources import AwsClients, LabEnv
+from worker.state.store import S3JsonStore
+
+
+class RolloutFailed(LabError):
+    """Raised when an instance did not get healthy on the new code and was rolled back."""
+
+    code = "ROLLOUT_FAILED"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One instance's part of a rollout."""
+
+    instance_id: str
+    version: str
+    healthy: bool
+    seconds: float
+
+
+def healthy(doc: dict[str, object] | None, version: str, since: float) -> bool:
+    """Pure rule: the instance reports ``version``, is serving, and beat after ``since``."""
+    if not doc:
+        return False
+    beat = doc.get("heartbeat_at")
+    return (
+        doc.get("code_version") == version
+        and doc.get("state") in ("idle", "busy")
+        and isinstance(beat, int | float)
+        and beat > since
+    )
+
+
+class Rollout:
+    """Re-deploys a fleet's instances one by one to the bundle ``current`` points at."""
+
+    def __init__(self, home: Path, env: LabEnv, clients: AwsClients, health_s: float,
+                 grace_s: float, say: Callable[[str], None]) -> None:  # fmt: skip
+        self.home = home
+        self.env = env
+        self.clients = clients
+        self.health_s = health_s
+        self.grace_s = grace_s
+        self.say = say
+        self.store = S3JsonStore(clients.s3, env.bucket)
+
+    def run(self) -> list[Step]:
+        """Roll every running instance with a live body; raise ``RolloutFailed`` on a bad one."""
+        pointer = bundle.current(self.clients.s3, self.env.bucket)
+        if pointer is None:
+            raise LabError("nothing deployed yet: run `lab deploy` first")
+        steps = []
+        for instance in instances.fleet(self.clients.ec2, self.env.env, ("running",)):
+            folder = self.home / "instances" / instance.id
+            body = Body.load(folder)
+            if body is None or body.stopped or liveness(body) == "dead":
+                self.say(f"{instance.id}: no live body, skipped (it boots the new code anyway)")
+                continue
+            step = self.roll(instance.id, folder, body, str(pointer["version"]))
+            steps.append(step)
+            if not step.healthy:
+                self.rollback(instance.id, folder)
+                raise RolloutFailed(
+                    f"{instance.id} did not get healthy on {pointer['version']} within "
+                    f"{self.health_s:g} s; rolled back, rollout stopped"
+                )
+        return steps
+
+    def roll(self, instance_id: str, folder: Path, body: Body, version: str) -> Step:
+        """Re-deploy one instance and wait for it to report ``version``."""
+        started = time.time()
+        self.say(f"{instance_id}: draining and re-deploying to {version}")
+        backend_for(body).redeploy(body, folder, self.grace_s)
+        ok = self.wait_healthy(instance_id, version, started)
+        took = time.time() - started
+        self.say(f"{instance_id}: {'healthy' if ok else 'NOT healthy'} on {version} ({took:.1f} s)")
+        return Step(instance_id, version, ok, took)
+
+    def rollback(self, instance_id: str, folder: Path) -> None:
+        """Point ``current`` back at the previous bundle and re-deploy the instance to it."""
+        pointer = bundle.revert(self.clients.s3, self.env.bucket)
+        self.say(f"rolling back: current is {pointer['version']} again")
+        body = Body.load(folder)
+        if body is None:
+            return
+        step = self.roll(instance_id, folder, body, str(pointer["version"]))
+        if not step.healthy:
+            self.say(f"{instance_id}: still not healthy after the rollback; look at its console")
+
+    def wait_healthy(self, instance_id: str, version: str, since: float) -> bool:
+        """Poll the instance's status document until healthy or the time is up."""
+        deadline = time.monotonic() + self.health_s
+        while time.monotonic() < deadline:
+            found = self.store.read(f"status/{instance_id}.json")
+            if healthy(found.doc if found else None, version, since):
+                return True
+            time.sleep(0.5)
+        return False

@@ -1,0 +1,268 @@
+"""The scaler's policy: from what the queue and the fleet look like, and ``now``, what to do.
+
+``decide`` is a pure function. It never reads a clock or calls AWS: the scaler loop feeds it what
+it observed and applies the ``Decision``; the planner (``lab plan``) feeds it a simulated fleet on
+a virtual clock. What it carries from one tick to the next is in ``Memory``, handed back with the
+decision.
+
+How many instances: enough that an M/M/c queue at the estimated arrival rate keeps 95 % of waits
+under the latency target's budget (Erlang C), and more while a backlog is older than the budget
+allows. The arrival rate is not observable on SQS; it is estimated as completions (jobs in flight
+/ mean job time, Little's law on the servers) plus the growth of the queue, smoothed.
+
+Rules a user relies on: never below ``min_instances`` nor above ``max_instances``; booting
+instances count as capacity already on its way; scale-in only drains (a drained instance is
+terminated once its worker has stopped, so no running job is ever killed); an instance whose
+heartbeat went stale (crashed, frozen) or that never came up is terminated and replaced; and
+scale-in waits until the need has stayed lower for ``scale_in_after_s`` (no flapping).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from worker.scaler.erlang import DEFAULT_QUANTILE, servers_for
+
+State = Literal["booting", "idle", "busy", "draining", "stopped"]
+
+
+@dataclass(frozen=True)
+class ScalerConfig:
+    """What the policy is asked to hold; times in seconds."""
+
+    min_instances: int = 0
+    max_instances: int = 10
+    slo_p95_s: float = 900.0  # latency target: submission to response, 95th percentile
+    job_s: float = 180.0  # job time assumed until jobs have been timed
+    boot_s: float = 120.0  # launch to a polling worker, as expected
+    boot_timeout_s: float = 600.0  # an instance silent for this long after launch is replaced
+    stale_after_s: float = 60.0  # a heartbeat older than this: crashed or frozen, replace it
+    billing_s: float = 1.0  # billing granularity: 1 (per second) or 3600 (per hour)
+    billing_margin_s: float = 300.0  # hourly billing: drain only in the last part of a paid hour
+    scale_in_after_s: float = 300.0  # the need must stay lower this long before a drain
+    rate_window_s: float = 900.0  # smoothing time constant of the rate and job-time estimates
+    quantile: float = DEFAULT_QUANTILE
+
+    def problems(self) -> list[str]:
+        """What is wrong with this configuration (empty when it is usable)."""
+        found = []
+        if not 0 <= self.min_instances <= self.max_instances:
+            found.append(
+                f"need 0 <= min ({self.min_instances}) <= max ({self.max_instances}) instances"
+            )
+        for name in ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s"):
+            if getattr(self, name) <= 0:
+                found.append(f"{name} must be positive")
+        for name in ("boot_s", "boot_timeout_s", "billing_margin_s", "scale_in_after_s"):
+            if getattr(self, name) < 0:
+                found.append(f"{name} must not be negative")
+        if not 0 < self.quantile < 1:
+            found.append("quantile must be between 0 and 1")
+        return found
+
+
+@dataclass(frozen=True)
+class Member:
+    """One instance of the fleet: EC2's view joined with its status document (if any yet)."""
+
+    id: str
+    launched_at: float
+    state: State = "booting"  # "booting" until its worker wrote a status document
+    heartbeat_at: float | None = None
+    drain_requested: bool = False
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One look at the queue and the fleet."""
+
+    visible: int
+    in_flight: int
+    delayed: int
+    members: tuple[Member, ...]
+    job_seconds: tuple[float, ...] = ()  # recent job durations
+    self_id: str | None = None  # the instance the scaler itself runs on, drained last
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the policy carries between ticks."""
+
+    at: float | None = None
+    rate: float = 0.0  # smoothed arrivals per second
+    fast: float = 0.0  # the same, smoothed over a sixth of the window: sees a step sooner
+    job_s: float | None = None  # smoothed job time
+    outstanding: int = 0  # visible + in flight + delayed at the last tick
+    needs: tuple[tuple[float, int], ...] = ()  # recent (time, need), for the scale-in window
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do now, and why."""
+
+    launch: int = 0
+    drain: tuple[str, ...] = ()  # tell these to stop receiving, finish and stop
+    terminate: tuple[str, ...] = ()  # drained and stopped: safe to terminate
+    replace: tuple[str, ...] = ()  # unhealthy: terminate (their launches are in ``launch``)
+    desired: int = 0
+    reason: str = ""
+    memory: Memory = field(default_factory=Memory)
+
+    @property
+    def acts(self) -> bool:
+        """True if the decision changes the fleet."""
+        return bool(self.launch or self.drain or self.terminate or self.replace)
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The members sorted by what the policy may do with them."""
+
+    serving: tuple[Member, ...]
+    booting: tuple[Member, ...]
+    draining: tuple[Member, ...]
+    stopped: tuple[Member, ...]
+    unhealthy: tuple[Member, ...]
+
+    @property
+    def capacity(self) -> int:
+        """Instances that serve now or soon."""
+        return len(self.serving) + len(self.booting)
+
+
+def sort_members(members: Sequence[Member], config: ScalerConfig, now: float) -> Fleet:
+    """Split the fleet: serving, booting, draining, drained-and-stopped, unhealthy."""
+    serving: list[Member] = []
+    booting: list[Member] = []
+    draining: list[Member] = []
+    stopped: list[Member] = []
+    unhealthy: list[Member] = []
+    for member in members:
+        if member.state == "booting" or member.heartbeat_at is None:
+            silent = now - member.launched_at > config.boot_timeout_s
+            (unhealthy if silent else booting).append(member)
+        elif member.drain_requested and member.state == "stopped":
+            stopped.append(member)
+        elif now - member.heartbeat_at > config.stale_after_s:
+            unhealthy.append(member)
+        elif member.drain_requested:
+            draining.append(member)
+        elif member.state in ("draining", "stopped"):
+            # Stopped by someone else (a re-deploy restarts it): coming back, unless it goes
+            # quiet for stale_after_s, when the check above replaces it.
+            booting.append(member)
+        else:
+            serving.append(member)
+    return Fleet(tuple(serving), tuple(booting), tuple(draining), tuple(stopped), tuple(unhealthy))
+
+
+def job_time(observed: Observed, memory: Memory, config: ScalerConfig, now: float) -> float:
+    """Mean job time: the recent durations, smoothed like the rate (a mean of twenty varied
+    jobs swings by a fifth from tick to tick); the configured guess before any were timed."""
+    timed = [s for s in observed.job_seconds if s > 0]
+    if not timed:
+        return memory.job_s or config.job_s
+    sample = sum(timed) / len(timed)
+    if memory.job_s is None or memory.at is None:
+        return sample
+    weight = 1.0 - math.exp(-max(0.0, now - memory.at) / config.rate_window_s)
+    return memory.job_s + weight * (sample - memory.job_s)
+
+
+def estimate_rate(
+    observed: Observed, memory: Memory, job_s: float, config: ScalerConfig, now: float
+) -> tuple[float, float]:
+    """Arrivals/s, smoothed slow and fast: completions (in flight / job time) plus the growth of
+    what is queued. The slow estimate is used; it jumps to the fast one when the two differ by
+    more than Poisson noise could explain (3 sigma): a step in demand, not a blip."""
+    outstanding = observed.visible + observed.in_flight + observed.delayed
+    completions = observed.in_flight / job_s
+    if memory.at is None or now <= memory.at:
+        return completions, completions
+    elapsed = now - memory.at
+    sample = completions + (outstanding - memory.outstanding) / elapsed
+    quick = config.rate_window_s / 6
+    slow = memory.rate + (1.0 - math.exp(-elapsed / config.rate_window_s)) * (sample - memory.rate)
+    fast = memory.fast + (1.0 - math.exp(-elapsed / quick)) * (sample - memory.fast)
+    slow, fast = max(0.0, slow), max(0.0, fast)
+    noise = math.sqrt(max(slow, fast, 1.0 / quick) / (2 * quick))  # sd of the fast estimate
+    return (fast if abs(fast - slow) > 3 * noise else slow), fast
+
+
+def need(observed: Observed, rate: float, job_s: float, config: ScalerConfig) -> tuple[int, str]:
+    """Instances needed now (before min/max), and the reason in words."""
+    budget = max(config.slo_p95_s - job_s, 0.1 * job_s)  # what a job may wait and still be on time
+    steady = servers_for(rate, job_s, budget, config.quantile)
+    # The newest of a backlog B waits about B·job/c on c instances. When that exceeds half the
+    # budget, more are needed now: the rate estimate lags a step up in demand, the queue does not.
+    backlog = observed.visible + observed.delayed
+    catch_up = math.ceil(backlog * job_s / (budget / 2))
+    if catch_up > steady:
+        return catch_up, f"backlog {backlog} must clear within {budget / 2:.0f} s"
+    return steady, f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s within {budget:.0f} s wait (p95)"
+
+
+def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
+    """The policy: launch, drain, terminate and replace, from ``observed`` at time ``now``."""
+    job_s = job_time(observed, memory, config, now)
+    rate, fast = estimate_rate(observed, memory, job_s, config, now)
+    wanted, why = need(observed, rate, job_s, config)
+    wanted = min(config.max_instances, max(config.min_instances, wanted))
+    fleet = sort_members(observed.members, config, now)
+    window = now - config.scale_in_after_s
+    # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
+    # for one window rather than drain it on a single look at an idle moment.
+    known = memory.needs if memory.at is not None else ((now, fleet.capacity),)
+    needs = (*(n for n in known if n[0] > window), (now, wanted))
+    memory = Memory(
+        at=now,
+        rate=rate,
+        fast=fast,
+        job_s=job_s,
+        outstanding=observed.visible + observed.in_flight + observed.delayed,
+        needs=needs,
+    )
+    held = max(n for _, n in needs)  # scale in only to the highest need of the window
+    target = wanted if wanted >= fleet.capacity else min(fleet.capacity, held)
+    live_after = fleet.capacity + len(fleet.draining)  # unhealthy and stopped ones go now
+    launch = max(0, min(target - fleet.capacity, config.max_instances - live_after))
+    drain = pick_drains(fleet, fleet.capacity - target, config, now, observed.self_id)
+    reason = why
+    if launch:
+        reason = f"launch {launch}: need {wanted}, have {fleet.capacity}; {why}"
+    elif drain:
+        reason = f"drain {len(drain)}: need {held} over {config.scale_in_after_s:.0f} s; {why}"
+    if fleet.unhealthy:
+        reason += f"; replace unhealthy {', '.join(m.id for m in fleet.unhealthy)}"
+    return Decision(
+        launch=launch,
+        drain=drain,
+        terminate=tuple(m.id for m in fleet.stopped),
+        replace=tuple(m.id for m in fleet.unhealthy),
+        desired=target,
+        reason=reason,
+        memory=memory,
+    )
+
+
+def pick_drains(
+    fleet: Fleet, surplus: int, config: ScalerConfig, now: float, self_id: str | None
+) -> tuple[str, ...]:
+    """Which serving instances to drain: idle before busy, the scaler's own last; with hourly
+    billing only those near the end of a paid hour (the rest of the hour is paid anyway)."""
+    surplus = min(surplus, len(fleet.serving))  # booting ones are never drained
+    if surplus <= 0:
+        return ()
+
+    def paid_left(member: Member) -> float:
+        if config.billing_s <= 1:
+            return 0.0
+        used = max(0.0, now - member.launched_at) % config.billing_s
+        return config.billing_s - used
+
+    eligible = [m for m in fleet.serving if paid_left(m) <= config.billing_margin_s]
+    order = sorted(eligible, key=lambda m: (m.id == self_id, m.state != "idle", paid_left(m)))
+    return tuple(m.id for m in order[:surplus])
