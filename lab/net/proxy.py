@@ -78,15 +78,18 @@ class Proxy:
         async def close() -> None:
             for server in self._servers:
                 server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         if self._thread.is_alive():
             with contextlib.suppress(TimeoutError, RuntimeError):
                 asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
 
     def url(self, name: str) -> str:
         """The base URL that reaches route ``name`` through the proxy."""
@@ -127,13 +130,15 @@ class Proxy:
             writer.transport.abort()  # the endpoint is away: the client sees a reset
             return
         closing = (writer, up_writer)
-        await asyncio.gather(
-            self._pipe(name, reader, up_writer, closing),
-            self._pipe(name, up_reader, writer, closing),
-            return_exceptions=True,
-        )
-        for w in closing:
-            w.transport.abort()
+        try:
+            await asyncio.gather(
+                self._pipe(name, reader, up_writer, closing),
+                self._pipe(name, up_reader, writer, closing),
+                return_exceptions=True,
+            )
+        finally:
+            for w in closing:
+                w.transport.abort()
 
     async def _pipe(
         self,

@@ -106,10 +106,7 @@ class Pipeline:
                 key, message.message_id, self.wall(), self.config.visibility_timeout_s
             )
         except ClaimBusy as exc:
-            delay = min(43_200, max(1, math.ceil(exc.retry_after) + 1))
-            self.queue.set_visibility([message], delay)
-            self.log.event("busy", status="retry", detail=f"{exc}; back in {delay}s", **ids)
-            return self._outcome("retried", message, request, started, code=exc.code)
+            return self.busy(message, request, exc, ids, started)
         if isinstance(got, AlreadyDone):
             self.log.event("duplicate", detail=f"finished before by {got.claim.owner}", **ids)
             body = (got.claim.response or "").encode()
@@ -144,6 +141,26 @@ class Pipeline:
         if response.code == BinaryCrashed.code:
             kind = "dead-lettered"  # a poison request: answered, and kept in the DLQ for a look
         return self.deliver(message, request.output, body, request, started, kind)
+
+    def busy(
+        self,
+        message: Message,
+        request: Request,
+        exc: ClaimBusy,
+        ids: dict[str, str | None],
+        started: float,
+    ) -> Outcome:
+        """Another worker holds the claim: back on the queue until its lease would end."""
+        delay = min(43_200, max(1, math.ceil(exc.retry_after) + 1))
+        self.queue.set_visibility([message], delay)
+        if message.last_receive(self.config.max_receive_count):
+            # A copy that waited out its receives behind a long job: its next receive moves it
+            # to the dead-letter queue, and every dead letter must say why. The holder answers.
+            detail = f"{exc} on its last receive; the holder answers"
+            self.log.event("dead-letter", status=exc.code, detail=detail, **ids)
+            return self._outcome("dead-lettered", message, request, started, code=exc.code)
+        self.log.event("busy", status="retry", detail=f"{exc}; back in {delay}s", **ids)
+        return self._outcome("retried", message, request, started, code=exc.code)
 
     def run(
         self,

@@ -11,12 +11,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab import faults, instances
-from lab import scaler as lab_scaler
+from lab.ec2 import faults, instances
 from lab.net.proxy import Fault, Proxy
-from lab.resources import AwsClients, LabEnv
-from lab.settings import LabSettings
-from worker.store import S3JsonStore
+from lab.runtime import scaler as lab_scaler
+from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.settings import LabSettings
+from worker.state.store import S3JsonStore
 
 
 @dataclass

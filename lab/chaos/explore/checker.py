@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.chaos.evidence import Evidence, Line
-from worker.claims import claim_key
+from worker.state.claims import claim_key
 
 CLASSES = ("answered", "duplicate_effects", "lost", "dead_lettered", "unexpected")
 # A worker's own account that a message it claimed came to an end (any end but a kill).

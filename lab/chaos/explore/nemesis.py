@@ -13,10 +13,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import emulator, fleet, recovery, rollout
 from lab.chaos.explore.arena import Arena
 from lab.chaos.explore.schedule import FaultPlan
+from lab.deploy import rollout
 from lab.net.proxy import Fault
+from lab.runtime import emulator, recovery, stack
 from worker.errors import FleetlabError
 
 Memo = dict[str, Any]  # what a fault's start leaves for its stop
@@ -177,7 +178,7 @@ def _callback_fast(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Mem
 
 
 def _route(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
-    spec = Fault(**{k: v for k, v in fault.params.items() if k in Fault.__dataclass_fields__})  # type: ignore[arg-type]
+    spec = Fault(**{k: v for k, v in fault.params.items() if k in Fault.__dataclass_fields__})
     arena.route(fault.target, spec)
     return f"route {fault.target}: {spec}"
 
@@ -192,7 +193,7 @@ def _heal(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str
 
 def _bad_deploy(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
     def work() -> str:
-        made = fleet.deploy(arena.settings, arena.env, arena.clients, broken=True)
+        made = stack.deploy(arena.settings, arena.env, arena.clients, broken=True)
 
         def say(what: str) -> None:
             arena.mark("bad-deploy", "-", what)
@@ -209,7 +210,7 @@ def _bad_deploy(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) 
 
 def _restart_emulator(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
     def work() -> str:
-        emulator.restart(arena.settings, fleet.base_env(arena.settings.env))
+        emulator.restart(arena.settings, stack.base_env(arena.settings.env))
         done = recovery.recover(arena.settings, arena.env)
         arena.restarted.set()  # the client resubmits what it has no answer for
         return f"emulator restarted (empty); {'; '.join(done) or 'nothing to recover'}"

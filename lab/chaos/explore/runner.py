@@ -13,9 +13,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab import fleet
-from lab import scaler as lab_scaler
-from lab.bodies import reap
 from lab.chaos.evidence import (
     Evidence,
     Response,
@@ -31,10 +28,13 @@ from lab.chaos.explore.checker import Sent
 from lab.chaos.explore.schedule import JobPlan, Schedule
 from lab.chaos.explore.workload import Client
 from lab.chaos.harness import ChaosLab, Setup
+from lab.ec2.bodies import reap
 from lab.errors import LabError
 from lab.net.proxy import Proxy, Route
-from lab.resources import AwsClients, LabEnv
-from lab.settings import LabSettings
+from lab.runtime import scaler as lab_scaler
+from lab.runtime import stack
+from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.settings import LabSettings
 from worker.errors import FleetlabError
 
 Say = Callable[[str], None]
@@ -103,7 +103,7 @@ def running_arena(settings: LabSettings, schedule: Schedule) -> Iterator[Arena]:
     """The lab `lab up` started (left running afterwards). Its instances talk to the emulator
     directly, so only the receiver's route can go through the explorer's proxy."""
     env = LabEnv.load(settings.home)
-    low, high = fleet.load_bounds(settings.home)
+    low, high = stack.load_bounds(settings.home)
     if not high:
         raise LabError("the running lab has no fleet of instances: `lab up` one, or use --clean")
     proxy = None
@@ -165,14 +165,14 @@ class Player:
         last_poll = -1.0
         while i < len(jobs) or j < len(starts) or stops or pending:
             t = self.arena.now()
+            while stops and stops[0][0] <= t:  # ends first: a knob two faults share is
+                self.act(heapq.heappop(stops)[1], stop=True)  # then left to the later one
             while j < len(starts) and starts[j][1].at <= t:
                 index, fault = starts[j]
                 self.act(index, stop=False)
                 if nemesis.REGISTRY[fault.kind].stop is not None:
                     heapq.heappush(stops, (fault.at + fault.duration, index))
                 j += 1
-            while stops and stops[0][0] <= t:
-                self.act(heapq.heappop(stops)[1], stop=True)
             while i < len(jobs) and jobs[i].at <= t:
                 pending.append(jobs[i])
                 i += 1

@@ -7,13 +7,13 @@ import os
 import time
 import zlib
 
-from lab import fleet
 from lab.chaos.explore.arena import Arena
 from lab.chaos.explore.checker import Sent
 from lab.chaos.explore.schedule import JobPlan
-from lab.submit import Auth, JobSpec, build_xml, send
+from lab.client.submit import Auth, JobSpec, build_xml, send
+from lab.runtime import stack
 
-CALLBACK_AUTH = Auth(*fleet.CALLBACK_AUTH.split(":", 1))
+CALLBACK_AUTH = Auth(*stack.CALLBACK_AUTH.split(":", 1))
 MALFORMED = b"<request service='analyze'><input"  # not XML: answered by message id
 
 
