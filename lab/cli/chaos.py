@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 
 from lab.chaos import runner
-from lab.chaos.explore import explore
+from lab.chaos.explore import explore, sabotage
 from lab.chaos.explore import report as explore_report
 from lab.chaos.explore.runner import Outcome
 from lab.chaos.explore.schedule import Schedule, ScheduleError
@@ -80,6 +81,7 @@ def explore_cmd(
     ] = 12,
 ) -> None:
     """Random faults under a sustained load, every request checked; exit 1 on a broken rule."""
+    _sabotage_for_tests()
     with errors_to_exit():
         config = settings(env_name)
         names = (
@@ -106,12 +108,20 @@ def replay_cmd(
     plot_file: Annotated[Path | None, typer.Option("--plot", help="Write a PNG timeline.")] = None,
 ) -> None:
     """Play a saved schedule again on a clean lab; exit 1 on a broken rule."""
+    _sabotage_for_tests()
     with errors_to_exit():
         config = settings(env_name)
         schedule = Schedule.load(schedule_file)
         say = (lambda _: None) if as_json else typer.echo
         outcome = explore.play(config, schedule, True, say)
     _finish(config, outcome, as_json, plot_file, 0, say)
+
+
+def _sabotage_for_tests() -> None:
+    # The faults that make the system wrong on purpose exist for the tests that show the
+    # explorer notices; a user never meets them.
+    if os.environ.get("FLEETLAB_EXPLORE_SABOTAGE") == "1":
+        sabotage.enable()
 
 
 def _finish(

@@ -62,6 +62,7 @@ class Proxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
         self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0  # accepted so far, every route
 
     def start(self) -> Proxy:
@@ -109,7 +110,13 @@ class Proxy:
 
     async def _listen(self, name: str) -> int:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._serve(name, reader, writer)
+            task = asyncio.current_task()
+            if task is not None:  # held here: the loop keeps only a weak reference
+                self._tasks.add(task)
+            try:
+                await self._serve(name, reader, writer)
+            finally:
+                self._tasks.discard(task)
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         self._servers.append(server)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import heapq
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,8 +33,8 @@ from lab.chaos.harness import ChaosLab, Setup
 from lab.ec2.bodies import reap
 from lab.errors import LabError
 from lab.net.proxy import Proxy, Route
+from lab.runtime import procs, stack
 from lab.runtime import scaler as lab_scaler
-from lab.runtime import stack
 from lab.runtime.resources import AwsClients, LabEnv
 from lab.runtime.settings import LabSettings
 from worker.errors import FleetlabError
@@ -89,13 +91,35 @@ def clean_arena(base: LabSettings, schedule: Schedule) -> Iterator[Arena]:
         lab.up()
         arena = Arena(lab.settings, lab.env, lab.clients, proxy, bounds=schedule.bounds)
         lab_scaler.write_config(arena.store, EXPLORE_SCALER)
+        start_backstop(lab.settings, lab.env)
         yield arena
     finally:
         with contextlib.suppress(FleetlabError, OSError):
+            procs.stop(BACKSTOP, lab.settings.pids, grace_s=10)
             lab.down()
         reap()
         if proxy:
             proxy.stop()
+
+
+BACKSTOP = "scaler-backstop"
+
+
+def start_backstop(settings: LabSettings, env: LabEnv) -> int:
+    """A scaler outside the fleet (as `lab scaler run`), which leads only while no instance
+    holds the lease. Without it, found by the explorer: crash the leader's body and terminate
+    the other instance before the lease expires, and no scaler is left to replace either; the
+    fleet stays dead and every request waits forever."""
+    argv = [sys.executable, "-m", "worker.scaler"]
+    loop = lab_scaler.loop_env(settings, env, "lab-backstop")
+    return procs.start(
+        BACKSTOP,
+        argv,
+        settings.pids,
+        settings.logs,
+        stack.base_env(settings.env) | loop,
+        Path.cwd(),
+    )
 
 
 @contextlib.contextmanager
