@@ -157,3 +157,19 @@ def test_latency_from_first_send_to_first_answer() -> None:
     )
     assert latency(evidence, sends) == {"count": 2, "p50_s": 2.0, "p95_s": 2.9, "max_s": 3.0}
     assert latency(Evidence(), sends)["count"] == 0
+
+
+def test_copies_rejected_under_their_own_message_ids_are_no_duplicate_effect() -> None:
+    def rejected(message_id: str, code: str) -> Response:
+        text = (f'<response service="analyze" status="error"><request messageId="{message_id}" '
+                f'requestId="bad"/><message code="{code}">no</message></response>')  # fmt: skip
+        return Response("bad", message_id, "queue", text, T0 + 1, "error", code)
+
+    same = Evidence(
+        queue=[rejected("m-1", "PARAMETER_REJECTED"), rejected("m-2", "PARAMETER_REJECTED")]
+    )
+    assert classify(same, sent("bad")) == {"bad": "answered"}
+    different = Evidence(
+        queue=[rejected("m-1", "PARAMETER_REJECTED"), rejected("m-2", "BINARY_FAILED")]
+    )
+    assert classify(different, sent("bad")) == {"bad": "duplicate_effects"}

@@ -33,6 +33,7 @@ class Arena:
     bodies: list[bytes] = field(default_factory=list)  # every request body sent, for copies
     restarted: threading.Event = field(default_factory=threading.Event)
     busy: set[str] = field(default_factory=set)  # long faults under way (one of a kind)
+    expired: set[str] = field(default_factory=set)  # messages the nemesis took and let go
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

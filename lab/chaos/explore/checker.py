@@ -10,6 +10,7 @@ rules of DESIGN.md, on the same evidence.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -101,7 +102,7 @@ def classify(evidence: Evidence, sent: Sequence[Sent]) -> dict[str, str]:
     """Each key sent -> its class; each key answered but never sent -> ``unexpected``."""
     bodies: dict[str, set[str]] = defaultdict(set)
     for response in evidence.responses:
-        bodies[response.request_id].add(_comparable(response.body))
+        bodies[response.request_id].add(_result(response.body))
     runs = _runs(evidence.activity)
     dead = set(evidence.dead_letters.values())
     classes: dict[str, str] = {}
@@ -119,9 +120,20 @@ def classify(evidence: Evidence, sent: Sequence[Sent]) -> dict[str, str]:
     return classes
 
 
+_MESSAGE_ID = re.compile(r'\smessageId="[^"]*"')
+
+
 def _comparable(body: str) -> str:
     # The same response re-sent is byte-identical; normalise only line endings and edges.
     return body.replace("\r\n", "\n").strip()
+
+
+def _result(body: str) -> str:
+    """A response's result: its body without the message id. Two copies of a request that is
+    rejected before any claim (an invalid resubmission) are answered each under its own
+    message id with the same result: no effect at all, so no duplicate one. A second run that
+    publishes shows as a second run, or under fencing."""
+    return _MESSAGE_ID.sub("", _comparable(body))
 
 
 def _runs(activity: Sequence[Line]) -> dict[str, list[tuple[float, float]]]:

@@ -74,7 +74,7 @@ class Schedule:
     instances: int = 2
     bounds: tuple[int, int] = (2, 4)
     visibility_timeout_s: int = 6
-    max_receive_count: int = 4
+    max_receive_count: int = 6  # room for the nemesis' own receives (visibility-expiry)
     proxy: bool = False  # instances reach their endpoints through the lab's proxy
 
     @property
