@@ -28,8 +28,9 @@ from lab.deploy import bundle, rollout
 from lab.errors import LabError
 from lab.runtime import stack
 
-CLAIM_CREATE = "etag = self._store.create(self._path(key), fresh.doc())"
-CLAIM_OVERWRITE = "etag = self._store.put(self._path(key), fresh.doc())"
+# Claims.acquire is the one writer of claims that creates: create-if-absent becomes overwrite.
+CLAIM_CREATE = "self._store.create("
+CLAIM_OVERWRITE = "self._store.put("
 _SKIP = shutil.ignore_patterns(
     ".venv", ".lab", ".git", "tests", "bench", "__pycache__", ".*_cache", "*.egg-info", "build"
 )
@@ -70,7 +71,7 @@ def skip_claim_bundle(out_dir: Path) -> bundle.Bundle:
         shutil.copytree(stack.project_root(), copy, ignore=_SKIP)
         [claims] = list((copy / "worker").rglob("claims.py"))
         source = claims.read_text()
-        if CLAIM_CREATE not in source:
+        if source.count(CLAIM_CREATE) != 1:
             raise LabError(f"cannot make the skip-claim variant: {claims.name} changed")
         claims.write_text(source.replace(CLAIM_CREATE, CLAIM_OVERWRITE))
         return bundle.build(copy, out_dir)
