@@ -43,9 +43,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lab.runtime.resources import AwsClients, LabEnv, ensure
+from lab.runtime.resources import LabEnv, ensure, lab_clients
 from lab.runtime.settings import LabSettings
 from lab.runtime.stack import base_env
+from worker.aws import Clients
+from worker.state.layout import status_key
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -241,7 +243,7 @@ class Lab:
     receiver: subprocess.Popen[bytes]
     receiver_port: int
     journal: Journal
-    clients: AwsClients
+    clients: Clients
 
     @property
     def endpoint(self) -> str:
@@ -324,7 +326,7 @@ def start_lab(run_dir: Path, nodelay: bool) -> Lab:
         receiver=receiver,
         receiver_port=receiver_port,
         journal=Journal(receiver_dir / "callbacks.jsonl"),
-        clients=AwsClients(REGION, f"http://127.0.0.1:{moto_port}"),
+        clients=lab_clients(REGION, f"http://127.0.0.1:{moto_port}"),
     )
 
 
@@ -397,7 +399,7 @@ def stop_workers(lab: Lab, env: LabEnv, workers: list[Worker]) -> dict[str, Any]
     stop_s = time.monotonic() - t0
     for w in workers:
         try:
-            reply = lab.clients.s3.get_object(Bucket=env.bucket, Key=f"status/{w.worker_id}.json")
+            reply = lab.clients.s3.get_object(Bucket=env.bucket, Key=status_key(w.worker_id))
             w.status = json.loads(reply["Body"].read())
         except Exception as exc:
             log(f"  no status document for {w.worker_id}: {exc}")
@@ -607,7 +609,7 @@ def bare_drain(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
     deadline = time.monotonic() + args.timeout
 
     def consume() -> None:
-        client = AwsClients(REGION, lab.endpoint).sqs
+        client = lab_clients(REGION, lab.endpoint).sqs
         while seen[0] < args.n and time.monotonic() < deadline:
             got = client.receive_message(
                 QueueUrl=env.request_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1

@@ -1,4 +1,9 @@
-"""boto3 clients for one ``AwsTarget``: the same calls reach moto, LocalStack or AWS."""
+"""The one boto3 client factory: the same calls reach moto, LocalStack or AWS.
+
+Workers and the scaler take their credentials from the usual chain (the instance's role on AWS,
+the fake keys their environment carries on an emulator); the lab passes the emulators' keys
+explicitly, or none on AWS. Clients a process rarely needs are made on first use.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,15 @@ from botocore.config import Config
 from worker.config import AwsTarget
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_iam import IAMClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
 
 
 class CallCounter:
@@ -43,32 +53,63 @@ class CallCounter:
 
 
 class Clients:
-    """The SQS, S3, CloudWatch Logs (and, for the scaler, EC2) clients of one process."""
+    """The SQS, S3 and CloudWatch Logs clients of one process; EC2, and for provisioning IAM,
+    SSM and STS, on first use. ``keys`` (an access key id and secret) sign every call when
+    given; otherwise boto3's credentials chain does."""
 
-    def __init__(self, target: AwsTarget, read_timeout_s: float = 30.0) -> None:
-        self._session = session = boto3.session.Session(region_name=target.region)
-        self._config = config = Config(
+    def __init__(
+        self,
+        target: AwsTarget,
+        read_timeout_s: float = 30.0,
+        keys: Mapping[str, str] | None = None,
+    ) -> None:
+        self._session = boto3.session.Session(
+            region_name=target.region,
+            aws_access_key_id=(keys or {}).get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=(keys or {}).get("AWS_SECRET_ACCESS_KEY"),
+        )
+        self._config = Config(
             retries={"mode": "standard", "max_attempts": 4},
             connect_timeout=5,
             read_timeout=read_timeout_s,
             max_pool_connections=16,
         )
+        self._endpoint = target.endpoint_url
         self.counter = CallCounter()
+        self.sqs: SQSClient = self._client("sqs")
+        self.s3: S3Client = self._client("s3")
+        self.logs: CloudWatchLogsClient = self._client("logs")
 
-        self._endpoint = endpoint = target.endpoint_url
-        self.sqs: SQSClient = session.client("sqs", endpoint_url=endpoint, config=config)
-        self.s3: S3Client = session.client("s3", endpoint_url=endpoint, config=config)
-        self.logs: CloudWatchLogsClient = session.client(
-            "logs", endpoint_url=endpoint, config=config
-        )
-        for client in (self.sqs, self.s3, self.logs):
-            client.meta.events.register("before-call", self.counter)
+    def _client(self, service: str) -> Any:
+        client = self._session.client(service, endpoint_url=self._endpoint, config=self._config)  # type: ignore[call-overload]
+        client.meta.events.register("before-call", self.counter)
+        return client
 
     @cached_property
     def ec2(self) -> EC2Client:
-        """EC2, made on first use: only the scaler needs it, and its model is large to load."""
-        client: EC2Client = self._session.client(
-            "ec2", endpoint_url=self._endpoint, config=self._config
-        )
-        client.meta.events.register("before-call", self.counter)
+        """EC2: the scaler and the lab need it, the worker never; its model is large to load."""
+        client: EC2Client = self._client("ec2")
         return client
+
+    @cached_property
+    def iam(self) -> IAMClient:
+        """IAM (provisioning: the instances' role and profile)."""
+        client: IAMClient = self._client("iam")
+        return client
+
+    @cached_property
+    def ssm(self) -> SSMClient:
+        """SSM (provisioning: the public parameters that name current images)."""
+        client: SSMClient = self._client("ssm")
+        return client
+
+    @cached_property
+    def sts(self) -> STSClient:
+        """STS (provisioning: who the caller is, the account in every ARN)."""
+        client: STSClient = self._client("sts")
+        return client
+
+    @property
+    def region(self) -> str:
+        """The region these clients call."""
+        return str(self._session.region_name)

@@ -20,7 +20,7 @@ from worker.handle.job import JobContext
 from worker.handle.pipeline import Pipeline
 from worker.handle.services import load_registry
 from worker.net.http import SafeHttp
-from worker.state.activity import ActivityLog, CloudWatchSink
+from worker.state.activity import ActivityLog, CloudWatchSink, EventName
 from worker.state.claims import Claims
 from worker.state.status import StatusReporter
 from worker.state.store import S3JsonStore
@@ -54,7 +54,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         config.max_receive_count,
     )
 
-    def on_event(event: str, message_id: str) -> None:
+    def on_event(event: EventName, message_id: str) -> None:
         log.event(event, message_id=message_id)
 
     heartbeat = Heartbeat(inbox, queue, beat, on_event=on_event)

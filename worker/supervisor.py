@@ -1,8 +1,8 @@
 """The instance's supervisor (``python -m worker.supervisor``): runs named children, restarts one
 that fails after a capped backoff, and on SIGTERM hands the signal on and waits for them to drain.
 
-The policy (``after_exit``: whether and when to restart) is a pure function of the exit and the
-time; ``Supervisor`` only starts, polls and signals processes.
+The restart policy (``after_exit``: whether and when to restart) is a pure function of the exit
+and the time; ``Supervisor`` only starts, polls and signals processes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _NOT_STARTED = 127  # what a child that cannot even be started counts as (the sh
 
 
 @dataclass(frozen=True)
-class Policy:
+class RestartPolicy:
     """When to restart a child and how long to wait for children to stop."""
 
     retry: Retry = field(default_factory=lambda: Retry(base_s=0.5, cap_s=30.0))
@@ -56,7 +56,12 @@ class Restart:
 
 
 def after_exit(
-    returncode: int, started_at: float, exited_at: float, failures: int, policy: Policy, draw: float
+    returncode: int,
+    started_at: float,
+    exited_at: float,
+    failures: int,
+    policy: RestartPolicy,
+    draw: float,
 ) -> Restart | None:
     """What to do about a child that exited: None if it finished (exit 0), else when to restart.
 
@@ -106,7 +111,7 @@ class Supervisor:
     def __init__(
         self,
         children: Sequence[tuple[str, Sequence[str]]],
-        policy: Policy,
+        policy: RestartPolicy,
         clock: Callable[[], float] = time.monotonic,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         children = children_from(args.child, args.run)
     except ValueError as exc:
         parser.error(str(exc))
-    policy = Policy(
+    policy = RestartPolicy(
         retry=Retry(base_s=args.backoff_base, cap_s=args.backoff_cap),
         reset_after_s=args.reset_after,
         grace_s=args.grace,

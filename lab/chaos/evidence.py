@@ -15,9 +15,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lab.chaos.report import Tally
 from lab.client.results import parse_response
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv
+from worker.aws import Clients
 from worker.handle.request import salvage_envelope
 from worker.scaler import ec2
+from worker.state.activity import EventName
+from worker.state.layout import CLAIMS
 
 # worker msgid reqid [date] "event service" status seconds "detail"
 _LINE = re.compile(
@@ -69,7 +72,7 @@ class Evidence:
         """Every response, by either road."""
         return self.callbacks + self.queue
 
-    def lines(self, event: str, request_id: str | None = None) -> list[Line]:
+    def lines(self, event: EventName, request_id: str | None = None) -> list[Line]:
         """Activity lines of one event (for one request id)."""
         return [
             x
@@ -99,7 +102,7 @@ def _comparable(body: str) -> str:
     return body.replace("\r\n", "\n").strip()
 
 
-def read_queue(clients: AwsClients, url: str, now: float) -> list[Response]:
+def read_queue(clients: Clients, url: str, now: float) -> list[Response]:
     """Take every response now on the response queue."""
     found: list[Response] = []
     while True:
@@ -137,7 +140,7 @@ def _response(body: str, via: str, at: float) -> Response:
     )
 
 
-def read_dead_letters(clients: AwsClients, url: str) -> dict[str, str]:
+def read_dead_letters(clients: Clients, url: str) -> dict[str, str]:
     """Every message in the dead-letter queue: message id -> request id (read, left there, and
     hidden for a while: keep what was read)."""
     found: dict[str, str] = {}
@@ -154,7 +157,7 @@ def read_dead_letters(clients: AwsClients, url: str) -> dict[str, str]:
     return found
 
 
-def read_activity(clients: AwsClients, log_group: str) -> list[Line]:
+def read_activity(clients: Clients, log_group: str) -> list[Line]:
     """Every activity line the fleet shipped to CloudWatch Logs."""
     lines: list[Line] = []
     paginator = clients.logs.get_paginator("filter_log_events")
@@ -178,11 +181,11 @@ def read_activity(clients: AwsClients, log_group: str) -> list[Line]:
     return lines
 
 
-def read_claims(clients: AwsClients, bucket: str) -> dict[str, dict[str, Any]]:
+def read_claims(clients: Clients, bucket: str) -> dict[str, dict[str, Any]]:
     """Every claim document, by key."""
     claims: dict[str, dict[str, Any]] = {}
     paginator = clients.s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix="claims/"):
+    for page in paginator.paginate(Bucket=bucket, Prefix=CLAIMS):
         for item in page.get("Contents", []):
             body = clients.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
             try:
@@ -192,7 +195,7 @@ def read_claims(clients: AwsClients, bucket: str) -> dict[str, dict[str, Any]]:
     return claims
 
 
-def gather(clients: AwsClients, env: LabEnv, evidence: Evidence, now: float) -> Evidence:
+def gather(clients: Clients, env: LabEnv, evidence: Evidence, now: float) -> Evidence:
     """Complete ``evidence`` from every source at the end of a scenario."""
     evidence.queue += read_queue(clients, env.response_queue_url, now)
     evidence.callbacks = read_callbacks(env.receiver_url) if env.receiver_url else []
@@ -202,7 +205,7 @@ def gather(clients: AwsClients, env: LabEnv, evidence: Evidence, now: float) -> 
     return evidence
 
 
-def fleet_size(clients: AwsClients, env: LabEnv) -> int:
+def fleet_size(clients: Clients, env: LabEnv) -> int:
     """Instances EC2 says are pending or running (0 when EC2 cannot be asked)."""
     try:
         return len(ec2.fleet(clients.ec2, env.env))
@@ -210,6 +213,6 @@ def fleet_size(clients: AwsClients, env: LabEnv) -> int:
         return 0
 
 
-def workers_of(evidence: Evidence, event: str) -> Counter[str]:
+def workers_of(evidence: Evidence, event: EventName) -> Counter[str]:
     """How many ``event`` lines each worker logged."""
     return Counter(x.worker for x in evidence.lines(event))

@@ -32,8 +32,11 @@ from lab.ec2 import faults, instances
 from lab.ec2.bodies import reap
 from lab.errors import LabError
 from lab.runtime import procs, stack
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.settings import LabSettings
+from worker.aws import Clients
+from worker.state.layout import status_key
+from worker.state.status import Status
 from worker.state.store import S3JsonStore
 
 T = TypeVar("T")
@@ -90,7 +93,7 @@ class ChaosLab:
         self.fleet_samples: list[tuple[float, int]] = []
         self.figures: dict[str, float] = {}
         self._env: LabEnv | None = None
-        self._clients: AwsClients | None = None
+        self._clients: Clients | None = None
 
     # ---------------------------------------------------------------------------- up and down
 
@@ -101,9 +104,9 @@ class ChaosLab:
         return self._env
 
     @property
-    def clients(self) -> AwsClients:
+    def clients(self) -> Clients:
         if self._clients is None:
-            self._clients = AwsClients.for_env(self.env)
+            self._clients = clients_for(self.env)
         return self._clients
 
     @property
@@ -217,10 +220,10 @@ class ChaosLab:
         """What the callback receiver has recorded so far."""
         return read_callbacks(self.receiver_url)
 
-    def status(self, instance_id: str) -> dict[str, Any]:
-        """An instance's status document (empty before its first one)."""
-        found = self.store.read(f"status/{instance_id}.json")
-        return dict(found.doc) if found else {}
+    def status(self, instance_id: str) -> Status | None:
+        """An instance's status document (None before its first one)."""
+        found = self.store.read(status_key(instance_id))
+        return Status.from_doc(found.doc, instance_id) if found else None
 
     def live(self) -> list[str]:
         """Instances EC2 says are running."""
@@ -228,12 +231,13 @@ class ChaosLab:
 
     def idle(self) -> list[str]:
         """Running instances whose worker says idle."""
-        return [i for i in self.live() if self.status(i).get("state") == "idle"]
+        return [i for i in self.live() if (s := self.status(i)) and s.state == "idle"]
 
     def running_job(self, message_id: str) -> str | None:
         """The instance whose worker reports ``message_id`` as its current job."""
         for instance_id in self.live():
-            if self.status(instance_id).get("current_request") == message_id:
+            status = self.status(instance_id)
+            if status and status.current_request == message_id:
                 return instance_id
         return None
 

@@ -18,6 +18,8 @@ from lab.deploy import bundle, rollout
 from lab.runtime import emulator, recovery, stack
 from lab.runtime import scaler as lab_scaler
 from worker.state.claims import claim_key
+from worker.state.layout import claim_path
+from worker.state.status import Status
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ def _busy(lab: ChaosLab, message_id: str) -> str:
     found: str = lab.wait(lambda: lab.running_job(message_id), 30, f"{message_id} to start")
     lab.mark(f"{message_id[:8]} runs on {found}")
     return found
+
+
+def _beat_at(status: Status | None) -> float:
+    """When the status document last beat (0: never)."""
+    return (status.heartbeat_at or 0.0) if status else 0.0
 
 
 def _ran_by(lab: ChaosLab, request_id: str) -> set[str]:
@@ -93,15 +100,16 @@ def zombie(lab: ChaosLab) -> list[Check]:
         "the zombie to be fenced",
     )
     lab.mark(f"{victim} fenced")
-    lab.wait(lambda: lab.status(victim).get("heartbeat_at", 0) > thawed + 1, 30, "a beat")
+    lab.wait(lambda: _beat_at(lab.status(victim)) > thawed + 1, 30, "a beat")
     after = [f"zombie-{k}" for k in range(2, 4)]
     for request_id in after:
         lab.submit(request_id, lab.video(0.5))
     lab.wait(lab.answered, 60, "every request answered")
     evidence = lab.gather()
-    key = f"claims/{claim_key('', 'zombie-1')}.json"
+    key = claim_path(claim_key("", "zombie-1"))
     tokens = [c.get("token") for k, c in evidence.claims.items() if k == key]
-    state = lab.status(victim).get("state")
+    status = lab.status(victim)
+    state = status.state if status else None
     return [
         *base_rules(evidence, list(lab.sent)),
         check("the late result was refused (fenced)", bool(evidence.lines("fenced", "zombie-1"))),

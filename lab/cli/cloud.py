@@ -13,7 +13,7 @@ from lab.cloud import teardown as unmaking
 from lab.cloud.plan import Step, summary
 from lab.cloud.target import DEBIAN_12, Options, caller_account, connect
 from lab.errors import LabError, NotRunning
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, lab_clients
 from lab.runtime.settings import LabSettings
 
 
@@ -85,7 +85,7 @@ def teardown(
     """Remove what `lab provision` made (found by its tag), and nothing else; say what."""
     with errors_to_exit():
         config = _aws_settings()
-        clients = AwsClients(config.region, config.aws_endpoint_url, emulated=False)
+        clients = lab_clients(config.region, config.aws_endpoint_url, emulated=False)
         caller_account(clients)  # a clear error without credentials
         try:
             saved: LabEnv | None = LabEnv.load(config.home)

@@ -15,7 +15,7 @@ from lab.deploy.rollout import Rollout
 from lab.ec2 import instances
 from lab.errors import LabError
 from lab.runtime import environment, scaler, stack
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 from worker.state.store import S3JsonStore
 
 
@@ -64,7 +64,7 @@ def up(
 
 def run_samples(lab_env: LabEnv, wait: float) -> bool:
     """Submit every example request and print each response; True if all arrived."""
-    clients = AwsClients.for_env(lab_env)
+    clients = clients_for(lab_env)
     sent: dict[str, str] = {}
     for path in schemas.examples():
         sent[send(clients.sqs, lab_env.request_queue_url, path.read_bytes())] = path.name
@@ -102,9 +102,9 @@ def scale(count: Annotated[int, typer.Argument(min=0, max=64, help="Instances wa
     here does not drain); the scaler is pinned to COUNT (min = max) so it keeps it there."""
     with errors_to_exit():
         lab_env = LabEnv.load(settings().home)
-        clients = AwsClients.for_env(lab_env)
+        clients = clients_for(lab_env)
         store = S3JsonStore(clients.s3, lab_env.bucket)
-        if scaler.read_policy(store) is not None:
+        if scaler.read_config(store) is not None:
             scaler.write_config(store, {"min_instances": count, "max_instances": count})
         launched, terminated = instances.scale(clients.ec2, lab_env.env, count)
     for instance_id in launched:
@@ -132,7 +132,7 @@ def deploy(
                 "--rollout re-deploys the lab's instance bodies; on AWS an instance takes the "
                 "new bundle when it boots: deploy, then replace instances (`lab scale`)"
             )
-        clients = AwsClients.for_env(lab_env)
+        clients = clients_for(lab_env)
         made = stack.deploy(config, lab_env, clients, broken=broken)
         typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")
         if rollout:

@@ -8,7 +8,7 @@ import typer
 
 from lab.cli.common import errors_to_exit, lab_env, settings
 from lab.ec2 import faults, instances
-from lab.runtime.resources import AwsClients
+from lab.runtime.resources import clients_for
 
 app = typer.Typer(no_args_is_help=True, help="Act on one instance (its body, or through EC2).")
 InstanceId = Annotated[str, typer.Argument(help="Instance id, e.g. i-0123456789abcdef0.")]
@@ -43,5 +43,5 @@ def terminate(instance_id: InstanceId) -> None:
     """Terminate through EC2; the hypervisor stops the body (the worker drains first)."""
     with errors_to_exit():
         env = lab_env()
-        instances.terminate(AwsClients.for_env(env).ec2, [instance_id])
+        instances.terminate(clients_for(env).ec2, [instance_id])
     typer.echo(f"terminating {instance_id}")

@@ -10,7 +10,7 @@ import typer
 from lab.cli.common import emit_json, errors_to_exit, lab_env
 from lab.client.results import from_queue
 from lab.client.submit import Auth, JobSpec, build_xml, parse_param, send
-from lab.runtime.resources import AwsClients
+from lab.runtime.resources import clients_for
 
 
 def _auth(user: str | None, password: str | None, password_file: Path | None) -> Auth | None:
@@ -70,7 +70,7 @@ def submit(
         if verbose:
             typer.echo(body.decode(), err=True)
         env = lab_env()
-        typer.echo(send(AwsClients.for_env(env).sqs, env.request_queue_url, body))
+        typer.echo(send(clients_for(env).sqs, env.request_queue_url, body))
 
 
 def results(
@@ -80,7 +80,7 @@ def results(
     """Take responses off the response queue and print them."""
     with errors_to_exit():
         env = lab_env()
-        found = from_queue(AwsClients.for_env(env).sqs, env.response_queue_url, wait_s=wait)
+        found = from_queue(clients_for(env).sqs, env.response_queue_url, wait_s=wait)
     if as_json:
         emit_json([r.as_dict() for r in found])
         return

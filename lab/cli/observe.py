@@ -13,14 +13,16 @@ from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
 from lab.ec2 import instances
 from lab.ec2.bodies import Body, liveness
 from lab.runtime import procs, scaler
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
+from worker.aws import Clients
 from worker.consume.queue import depth
+from worker.state.layout import STATUS
 from worker.state.store import S3JsonStore
 
 _STALE_S = 30.0
 
 
-def queue_depths(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, int]]:
+def queue_depths(clients: Clients, env: LabEnv) -> dict[str, dict[str, int]]:
     """Visible, in-flight and delayed counts of each queue."""
     names = {
         "request": env.request_queue_url,
@@ -30,12 +32,10 @@ def queue_depths(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, int]]:
     return {name: asdict(depth(clients.sqs, url)) for name, url in names.items()}
 
 
-def status_docs(clients: AwsClients, env: LabEnv) -> dict[str, dict[str, Any]]:
+def status_docs(clients: Clients, env: LabEnv) -> dict[str, dict[str, Any]]:
     """Every status document, by worker id, with its heartbeat age and a staleness flag."""
     found: dict[str, dict[str, Any]] = {}
-    pages = clients.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=env.bucket, Prefix="status/"
-    )
+    pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=env.bucket, Prefix=STATUS)
     for item in (i for page in pages for i in page.get("Contents", [])):
         doc = json.loads(clients.s3.get_object(Bucket=env.bucket, Key=item["Key"])["Body"].read())
         age = time.time() - float(doc.get("heartbeat_at", 0))
@@ -56,7 +56,7 @@ def workers(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fleet_instances(
-    clients: AwsClients, env: LabEnv, docs: dict[str, dict[str, Any]]
+    clients: Clients, env: LabEnv, docs: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Instances from EC2, joined with their body (hypervisor records) and status document."""
     folder = settings().home / "instances"
@@ -88,7 +88,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     """Queue depths (visible / in flight / dead-lettered) and workers."""
     with errors_to_exit():
         env = lab_env()
-        clients = AwsClients.for_env(env)
+        clients = clients_for(env)
         docs = status_docs(clients, env)
         depths, found = queue_depths(clients, env), workers(docs)
         fleet = fleet_instances(clients, env, docs)
@@ -133,7 +133,7 @@ def logs(
     """Show the activity log from CloudWatch Logs (one stream per worker)."""
     with errors_to_exit():
         env = lab_env()
-        client = AwsClients.for_env(env).logs
+        client = clients_for(env).logs
         kwargs: dict[str, Any] = {"logGroupName": env.log_group}
         if worker:
             kwargs["logStreamNames"] = [worker]

@@ -9,7 +9,7 @@ import typer
 
 from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
 from lab.runtime import scaler, stack
-from lab.runtime.resources import AwsClients
+from lab.runtime.resources import clients_for
 from worker.state.store import S3JsonStore
 
 app = typer.Typer(
@@ -57,8 +57,8 @@ def config(
     changes = {k: v for k, v in given.items() if v is not None}
     with errors_to_exit():
         env = lab_env()
-        store = S3JsonStore(AwsClients.for_env(env).s3, env.bucket)
-        found = scaler.write_config(store, changes) if changes else scaler.read_policy(store)
+        store = S3JsonStore(clients_for(env).s3, env.bucket)
+        found = scaler.write_config(store, changes) if changes else scaler.read_config(store)
     shown = asdict(found) if found else None
     if as_json:
         emit_json(shown)

@@ -14,7 +14,7 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab.client.submit import Auth, JobSpec, build_xml, parse_param, send
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.settings import load_settings
 from worker.errors import FleetlabError
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             sys.stderr.write(body.decode())
         env = LabEnv.load(load_settings().home)
-        print(send(AwsClients.for_env(env).sqs, env.request_queue_url, body))
+        print(send(clients_for(env).sqs, env.request_queue_url, body))
     except FleetlabError as exc:
         print(f"submit-job: {exc}", file=sys.stderr)
         return 1

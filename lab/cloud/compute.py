@@ -15,6 +15,7 @@ from lab.errors import LabError
 from lab.runtime import scaler, stack
 from worker.errors import StoreError
 from worker.scaler.capacity import ScalerConfig
+from worker.state.layout import BUNDLE_POINTER
 from worker.state.store import S3JsonStore
 
 # IMDSv2 only: the boot script asks for a session token, and a stolen request cannot.
@@ -129,7 +130,7 @@ class CodeBundle(FleetPart):
 
     @property
     def name(self) -> str:
-        return f"s3://{self.target.names.bucket}/{bundle.POINTER}"
+        return f"s3://{self.target.names.bucket}/{BUNDLE_POINTER}"
 
     def found(self) -> Settings | None:
         try:
@@ -162,7 +163,7 @@ class Capacity(FleetPart):
 
     def found(self) -> Settings | None:
         try:
-            config = scaler.read_policy(self._store())
+            config = scaler.read_config(self._store())
         except StoreError:  # no bucket yet
             return None
         if config is None:

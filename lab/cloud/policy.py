@@ -17,10 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from lab.cloud.names import TAG, CloudNames
+from worker.state.layout import READ_BY_INSTANCES, WRITTEN_BY_INSTANCES
 
 VERSION = "2012-10-17"
-READ_PREFIXES = ("bundles/", "claims/", "status/", "scaler/", "inputs/")
-WRITE_PREFIXES = ("claims/", "status/", "scaler/", "results/")
 Document = dict[str, Any]
 
 
@@ -60,11 +59,11 @@ def instance_policy(
         # ListBucket only so that a missing state document reads as 404, not 403: the claim and
         # status code tell "absent" from "forbidden" by it. It lists keys, never contents.
         _allow("BucketKeys", ["s3:ListBucket"], [names.bucket_arn]),
-        _allow("ReadState", ["s3:GetObject"], [objects + p + "*" for p in READ_PREFIXES]),
+        _allow("ReadState", ["s3:GetObject"], [objects + p + "*" for p in READ_BY_INSTANCES]),
         _allow(
             "WriteState",
             ["s3:PutObject", "s3:AbortMultipartUpload"],
-            [objects + p + "*" for p in WRITE_PREFIXES],
+            [objects + p + "*" for p in WRITTEN_BY_INSTANCES],
         ),
         _allow(
             "ActivityLog",

@@ -12,6 +12,7 @@ from lab.cloud.names import require_ours, tag_list, tag_map
 from lab.cloud.plan import Part, Settings
 from lab.cloud.target import FleetPart, Target
 from lab.errors import NotOurs
+from lab.runtime.resources import queue_attributes
 
 ENCRYPTION = "AES256"  # SSE-S3: no KMS key to pay for or to grant the role
 _PUBLIC_BLOCK = (
@@ -88,19 +89,17 @@ def _normal(key: str, value: str | None) -> Any:
 def queues(target: Target) -> list[Part]:
     """Dead-letter queue first: the request queue's redrive policy names it."""
     names, settings = target.names, target.settings
-    redrive = {
-        "deadLetterTargetArn": names.queue_arn(names.dead_letter_queue),
-        "maxReceiveCount": settings.max_receive_count,
-    }
+    wanted = queue_attributes(
+        names.queue_arn(names.dead_letter_queue),
+        settings.max_receive_count,
+        settings.visibility_timeout_s,
+    )
+    retention = {"MessageRetentionPeriod": str(target.options.dead_letter_retention_s)}
     return [
-        Queue(target, names.dead_letter_queue,
-              {"MessageRetentionPeriod": str(target.options.dead_letter_retention_s)}),
-        Queue(target, names.request_queue, {
-            "VisibilityTimeout": str(settings.visibility_timeout_s),
-            "RedrivePolicy": json.dumps(redrive),
-        }),
-        Queue(target, names.response_queue, {}),
-    ]  # fmt: skip
+        Queue(target, names.dead_letter_queue, wanted["dead_letter"] | retention),
+        Queue(target, names.request_queue, wanted["request"]),
+        Queue(target, names.response_queue, wanted["response"]),
+    ]
 
 
 class Bucket(FleetPart):

@@ -13,8 +13,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from lab.cloud.names import CloudNames, names_for
 from lab.cloud.plan import Part
 from lab.errors import ImageNotFound, LabError, NoCredentials
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, lab_clients
 from lab.runtime.settings import LabSettings
+from worker.aws import Clients
 
 # Debian 12: its python3 is the 3.11 the bundle's wheelhouse is built for (Amazon Linux 2023
 # has 3.9), and its curl signs SigV4 as the boot script needs. Published by the Debian cloud team.
@@ -40,7 +41,7 @@ class Target:
     """One environment in one account: where the parts look and what they have learnt."""
 
     settings: LabSettings
-    clients: AwsClients
+    clients: Clients
     names: CloudNames
     options: Options
     image_id: str
@@ -81,14 +82,14 @@ class FleetPart(Part):
 def connect(settings: LabSettings, options: Options) -> Target:
     """Find out who the caller is (the account names the bucket and every ARN) and which image
     the fleet boots; a clear error when there are no credentials or no such image."""
-    clients = AwsClients(settings.region, settings.aws_endpoint_url, emulated=False)
+    clients = lab_clients(settings.region, settings.aws_endpoint_url, emulated=False)
     account = caller_account(clients)
     names = names_for(settings.env, account, settings.region, options.bucket)
     image = options.image_id or image_from_parameter(clients, options.image_parameter)
     return Target(settings, clients, names, options, image, settings.aws_endpoint_url)
 
 
-def caller_account(clients: AwsClients) -> str:
+def caller_account(clients: Clients) -> str:
     """The account the credentials belong to."""
     try:
         return clients.sts.get_caller_identity()["Account"]
@@ -104,7 +105,7 @@ def caller_account(clients: AwsClients) -> str:
         raise LabError(f"cannot reach AWS STS: {exc}") from None
 
 
-def image_from_parameter(clients: AwsClients, parameter: str) -> str:
+def image_from_parameter(clients: Clients, parameter: str) -> str:
     """The image id a public SSM parameter names (a current Debian or Amazon Linux image)."""
     try:
         return clients.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]

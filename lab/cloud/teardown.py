@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 from lab.cloud.names import IAM_PATH, TAG, is_ours, tag_map
 from lab.cloud.storage import error_code
 from lab.ec2 import instances
-from lab.runtime import scaler
-from lab.runtime.resources import AwsClients
+from worker.aws import Clients
+from worker.state.layout import SCALER_CONFIG
 
 ORDER = ("instance", "launch template", "instance profile", "iam role", "security group",
          "sqs queue", "s3 bucket", "log group")  # fmt: skip
@@ -41,7 +41,7 @@ class Found:
         return f"{'left alone':13} {self.resource:17} {self.name} (not tagged {TAG})"
 
 
-def survey(clients: AwsClients, env: str, bucket_hint: str | None = None) -> list[Found]:
+def survey(clients: Clients, env: str, bucket_hint: str | None = None) -> list[Found]:
     """Everything of ``env``'s fleet, and its look-alikes, in the order of removal."""
     found = [
         *_instances(clients, env),
@@ -55,15 +55,13 @@ def survey(clients: AwsClients, env: str, bucket_hint: str | None = None) -> lis
     return sorted(found, key=lambda f: ORDER.index(f.resource))
 
 
-def remove(
-    clients: AwsClients, env: str, found: list[Found], report: Callable[[str], None]
-) -> None:
+def remove(clients: Clients, env: str, found: list[Found], report: Callable[[str], None]) -> None:
     """Remove what is ours in ``found`` (in its order); report each removal."""
     ours = [f for f in found if f.ours]
     buckets = [f.name for f in ours if f.resource == "s3 bucket"]
     for bucket in buckets:  # the fleet's scalers stop acting before their fleet goes
         with contextlib.suppress(ClientError):
-            clients.s3.delete_object(Bucket=bucket, Key=scaler.CONFIG_KEY)
+            clients.s3.delete_object(Bucket=bucket, Key=SCALER_CONFIG)
     doomed = [f.name for f in ours if f.resource == "instance"]
     if doomed:
         instances.terminate(clients.ec2, doomed)
@@ -78,13 +76,13 @@ def remove(
 # ---------------------------------------------------------------------------------- finding
 
 
-def _instances(clients: AwsClients, env: str) -> Iterator[Found]:
+def _instances(clients: Clients, env: str) -> Iterator[Found]:
     states = (*instances.LIVE_STATES, "stopping", "stopped")
     for instance in instances.fleet(clients.ec2, env, states):
         yield Found("instance", instance.id, True)
 
 
-def _templates(clients: AwsClients, env: str) -> Iterator[Found]:
+def _templates(clients: Clients, env: str) -> Iterator[Found]:
     pages = clients.ec2.get_paginator("describe_launch_templates").paginate(
         Filters=[{"Name": f"tag:{TAG}", "Values": [env]}]
     )
@@ -93,7 +91,7 @@ def _templates(clients: AwsClients, env: str) -> Iterator[Found]:
             yield Found("launch template", template.get("LaunchTemplateName", ""), True)
 
 
-def _iam(clients: AwsClients, env: str) -> Iterator[Found]:
+def _iam(clients: Clients, env: str) -> Iterator[Found]:
     iam = clients.iam
     for profiles in iam.get_paginator("list_instance_profiles").paginate(PathPrefix=IAM_PATH):
         for profile in profiles["InstanceProfiles"]:
@@ -108,7 +106,7 @@ def _iam(clients: AwsClients, env: str) -> Iterator[Found]:
             yield Found("iam role", role["RoleName"], is_ours(tags, env))
 
 
-def _security_groups(clients: AwsClients, env: str) -> Iterator[Found]:
+def _security_groups(clients: Clients, env: str) -> Iterator[Found]:
     groups = clients.ec2.describe_security_groups(
         Filters=[{"Name": "group-name", "Values": [f"fleetlab-{env}*"]}]
     )["SecurityGroups"]
@@ -117,7 +115,7 @@ def _security_groups(clients: AwsClients, env: str) -> Iterator[Found]:
         yield Found("security group", f"{group['GroupId']} {group['GroupName']}", ours)
 
 
-def _queues(clients: AwsClients, env: str) -> Iterator[Found]:
+def _queues(clients: Clients, env: str) -> Iterator[Found]:
     sqs = clients.sqs
     urls = sqs.list_queues(QueueNamePrefix=f"fleetlab-{env}-").get("QueueUrls", [])
     for url in urls:
@@ -126,7 +124,7 @@ def _queues(clients: AwsClients, env: str) -> Iterator[Found]:
         )
 
 
-def _buckets(clients: AwsClients, env: str, hint: str | None) -> Iterator[Found]:
+def _buckets(clients: Clients, env: str, hint: str | None) -> Iterator[Found]:
     s3 = clients.s3
     names = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
     for name in names:
@@ -139,7 +137,7 @@ def _buckets(clients: AwsClients, env: str, hint: str | None) -> Iterator[Found]
         yield Found("s3 bucket", name, is_ours(tags, env))
 
 
-def _log_groups(clients: AwsClients, env: str) -> Iterator[Found]:
+def _log_groups(clients: Clients, env: str) -> Iterator[Found]:
     logs = clients.logs
     pages = logs.get_paginator("describe_log_groups").paginate(
         logGroupNamePrefix=f"/fleetlab/{env}"
@@ -154,15 +152,15 @@ def _log_groups(clients: AwsClients, env: str) -> Iterator[Found]:
 # --------------------------------------------------------------------------------- removing
 
 
-def _gone_instance(clients: AwsClients, name: str) -> None:
+def _gone_instance(clients: Clients, name: str) -> None:
     """Terminated (and waited for) before anything else goes."""
 
 
-def _template(clients: AwsClients, name: str) -> None:
+def _template(clients: Clients, name: str) -> None:
     clients.ec2.delete_launch_template(LaunchTemplateName=name)
 
 
-def _profile(clients: AwsClients, name: str) -> None:
+def _profile(clients: Clients, name: str) -> None:
     iam = clients.iam
     profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
     for role in profile.get("Roles", []):
@@ -170,7 +168,7 @@ def _profile(clients: AwsClients, name: str) -> None:
     iam.delete_instance_profile(InstanceProfileName=name)
 
 
-def _role(clients: AwsClients, name: str) -> None:
+def _role(clients: Clients, name: str) -> None:
     iam = clients.iam
     for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
         iam.delete_role_policy(RoleName=name, PolicyName=policy)
@@ -179,7 +177,7 @@ def _role(clients: AwsClients, name: str) -> None:
     iam.delete_role(RoleName=name)
 
 
-def _security_group(clients: AwsClients, name: str) -> None:
+def _security_group(clients: Clients, name: str) -> None:
     group_id = name.split(maxsplit=1)[0]
     deadline = time.monotonic() + 120  # a terminated instance's interface lingers a little
     while True:
@@ -192,11 +190,11 @@ def _security_group(clients: AwsClients, name: str) -> None:
             time.sleep(5)
 
 
-def _queue(clients: AwsClients, url: str) -> None:
+def _queue(clients: Clients, url: str) -> None:
     clients.sqs.delete_queue(QueueUrl=url)
 
 
-def _bucket(clients: AwsClients, name: str) -> None:
+def _bucket(clients: Clients, name: str) -> None:
     # A versioned bucket is empty only when every version and delete marker is gone. Listing
     # afresh each round: paging on while deleting would skip entries.
     s3 = clients.s3
@@ -212,11 +210,11 @@ def _bucket(clients: AwsClients, name: str) -> None:
     s3.delete_bucket(Bucket=name)
 
 
-def _log_group(clients: AwsClients, name: str) -> None:
+def _log_group(clients: Clients, name: str) -> None:
     clients.logs.delete_log_group(logGroupName=name)
 
 
-_REMOVE: dict[str, Callable[[AwsClients, str], None]] = {
+_REMOVE: dict[str, Callable[[Clients, str], None]] = {
     "instance": _gone_instance,
     "launch template": _template,
     "instance profile": _profile,

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from lab.errors import LabError
 from worker.errors import PreconditionFailed
+from worker.state.layout import BUNDLE_POINTER, bundle_key
 from worker.state.store import S3JsonStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-POINTER = "bundles/current.json"
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"  # what the wheelhouse is built for
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PUBLISH_ATTEMPTS = 5
@@ -137,7 +137,7 @@ def publish(s3: S3Client, bucket: str, bundle: Bundle) -> str:
     """Upload the bundle to ``bundles/<version>.tar.gz`` and point ``current.json`` at it;
     return the key. The pointer moves with a conditional write, so two deploys racing each
     other cannot lose one's "previous": the loser reads again and retries."""
-    key = f"bundles/{bundle.version}.tar.gz"
+    key = bundle_key(bundle.version)
     with bundle.path.open("rb") as body:
         s3.put_object(
             Bucket=bucket,
@@ -168,22 +168,22 @@ def _move_pointer(
     """Read the pointer, compute its next value, write it conditionally; retry on a race."""
     store = S3JsonStore(s3, bucket)
     for _ in range(_PUBLISH_ATTEMPTS):
-        found = store.read(POINTER)
+        found = store.read(BUNDLE_POINTER)
         doc = change(found.doc if found else None)
         try:
             if found is None:
-                store.create(POINTER, doc)
+                store.create(BUNDLE_POINTER, doc)
             else:
-                store.replace(POINTER, doc, found.etag)
+                store.replace(BUNDLE_POINTER, doc, found.etag)
         except PreconditionFailed:
             continue
         return doc
-    raise LabError(f"{POINTER} kept changing under this deploy; try again")
+    raise LabError(f"{BUNDLE_POINTER} kept changing under this deploy; try again")
 
 
 def current(s3: S3Client, bucket: str) -> dict[str, Any] | None:
     """The ``bundles/current.json`` pointer, or None if nothing was published yet."""
-    found = S3JsonStore(s3, bucket).read(POINTER)
+    found = S3JsonStore(s3, bucket).read(BUNDLE_POINTER)
     return found.doc if found else None
 
 

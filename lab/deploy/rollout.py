@@ -18,7 +18,10 @@ from lab.deploy import bundle
 from lab.ec2 import instances
 from lab.ec2.bodies import Body, backend_for, liveness
 from lab.errors import LabError
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv
+from worker.aws import Clients
+from worker.state.layout import status_key
+from worker.state.status import Status
 from worker.state.store import S3JsonStore
 
 
@@ -38,23 +41,17 @@ class Step:
     seconds: float
 
 
-def healthy(doc: dict[str, object] | None, version: str, since: float) -> bool:
+def healthy(status: Status | None, version: str, since: float) -> bool:
     """Pure rule: the instance reports ``version``, is serving, and beat after ``since``."""
-    if not doc:
+    if status is None or status.heartbeat_at is None:
         return False
-    beat = doc.get("heartbeat_at")
-    return (
-        doc.get("code_version") == version
-        and doc.get("state") in ("idle", "busy")
-        and isinstance(beat, int | float)
-        and beat > since
-    )
+    return status.code_version == version and status.serving and status.heartbeat_at > since
 
 
 class Rollout:
     """Re-deploys a fleet's instances one by one to the bundle ``current`` points at."""
 
-    def __init__(self, home: Path, env: LabEnv, clients: AwsClients, health_s: float,
+    def __init__(self, home: Path, env: LabEnv, clients: Clients, health_s: float,
                  grace_s: float, say: Callable[[str], None]) -> None:  # fmt: skip
         self.home = home
         self.env = env
@@ -111,8 +108,8 @@ class Rollout:
         """Poll the instance's status document until healthy or the time is up."""
         deadline = time.monotonic() + self.health_s
         while time.monotonic() < deadline:
-            found = self.store.read(f"status/{instance_id}.json")
-            if healthy(found.doc if found else None, version, since):
+            found = self.store.read(status_key(instance_id))
+            if healthy(Status.from_doc(found.doc) if found else None, version, since):
                 return True
             time.sleep(0.5)
         return False

@@ -31,7 +31,7 @@ from lab.ec2.bodies import (
     liveness,
     reap,
 )
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 
 _log = logging.getLogger("hypervisor")
 
@@ -47,7 +47,7 @@ class Hypervisor:
         self.fleet_name = fleet_name
         self.grace_s = grace_s
         self.backend = backend
-        self.ec2 = AwsClients.for_env(env).ec2
+        self.ec2 = clients_for(env).ec2
         self.stopping: set[str] = set()
         self.done = threading.Event()
 

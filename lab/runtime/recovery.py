@@ -16,12 +16,13 @@ from lab.client import samples
 from lab.ec2 import instances
 from lab.errors import LabError
 from lab.runtime import scaler, stack
-from lab.runtime.resources import AwsClients, LabEnv, ensure
+from lab.runtime.resources import LabEnv, clients_for, ensure
 from lab.runtime.settings import LabSettings
+from worker.aws import Clients
 from worker.state.store import S3JsonStore
 
 
-def lost(clients: AwsClients, env: LabEnv) -> list[str]:
+def lost(clients: Clients, env: LabEnv) -> list[str]:
     """Which of the lab's resources the emulator no longer has (empty: nothing was lost)."""
     missing: list[str] = []
     try:
@@ -37,7 +38,7 @@ def lost(clients: AwsClients, env: LabEnv) -> list[str]:
 
 def recover(settings: LabSettings, env: LabEnv) -> list[str]:
     """Re-create what the emulator forgot; return what was done. Idempotent."""
-    clients = AwsClients.for_env(env)
+    clients = clients_for(env)
     missing = lost(clients, env)
     if not missing:
         return []

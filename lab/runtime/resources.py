@@ -9,24 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import boto3
+from typing import Any, cast
 
 from lab.errors import NotRunning
 from lab.runtime import environment
 from lab.runtime.settings import LabSettings
-
-if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
-    from mypy_boto3_iam import IAMClient
-    from mypy_boto3_logs import CloudWatchLogsClient
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_ssm import SSMClient
-    from mypy_boto3_sts import STSClient
+from worker.aws import Clients
+from worker.config import AwsTarget
 
 LAB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
@@ -84,71 +74,45 @@ class LabEnv:
         } | keys
 
 
-class AwsClients:
-    """The clients the lab uses, pointed at one endpoint.
-
-    On an emulator (``emulated``) they sign with the emulators' fake keys; otherwise they take
-    the usual credentials chain (profile, environment, SSO, instance role) and boto3 resolves
-    the endpoint itself when ``endpoint_url`` is None, ``AWS_ENDPOINT_URL`` included.
-    """
-
-    def __init__(self, region: str, endpoint_url: str | None, emulated: bool = True) -> None:
-        keys = LAB_CREDENTIALS if emulated else {}
-        self._session = session = boto3.session.Session(
-            region_name=region,
-            aws_access_key_id=keys.get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=keys.get("AWS_SECRET_ACCESS_KEY"),
-        )
-        self._endpoint = endpoint_url
-        self.sqs: SQSClient = session.client("sqs", endpoint_url=endpoint_url)
-        self.s3: S3Client = session.client("s3", endpoint_url=endpoint_url)
-        self.logs: CloudWatchLogsClient = session.client("logs", endpoint_url=endpoint_url)
-        self.ec2: EC2Client = session.client("ec2", endpoint_url=endpoint_url)
-
-    @classmethod
-    def for_env(cls, env: LabEnv) -> AwsClients:
-        """Clients for a saved lab environment."""
-        return cls(env.region, env.endpoint_url, env.emulated)
-
-    # Provisioning alone needs these three: made on first use.
-    @cached_property
-    def iam(self) -> IAMClient:
-        """IAM (the instances' role and profile)."""
-        client: IAMClient = self._session.client("iam", endpoint_url=self._endpoint)
-        return client
-
-    @cached_property
-    def ssm(self) -> SSMClient:
-        """SSM (the public parameters that name current images)."""
-        client: SSMClient = self._session.client("ssm", endpoint_url=self._endpoint)
-        return client
-
-    @cached_property
-    def sts(self) -> STSClient:
-        """STS (who the caller is: the account in every ARN)."""
-        client: STSClient = self._session.client("sts", endpoint_url=self._endpoint)
-        return client
-
-    @property
-    def region(self) -> str:
-        """The region these clients call."""
-        return str(self._session.region_name)
+def lab_clients(region: str, endpoint_url: str | None, emulated: bool = True) -> Clients:
+    """The lab's clients for one endpoint: signed with the emulators' fake keys on an emulator,
+    with the usual credentials chain otherwise (boto3 resolves the endpoint itself when
+    ``endpoint_url`` is None, ``AWS_ENDPOINT_URL`` included)."""
+    target = AwsTarget(region=region, endpoint_url=endpoint_url)
+    return Clients(target, keys=LAB_CREDENTIALS if emulated else None)
 
 
-def ensure(settings: LabSettings, clients: AwsClients, env_name: str = "local") -> LabEnv:
+def clients_for(env: LabEnv) -> Clients:
+    """Clients for a saved lab environment."""
+    return lab_clients(env.region, env.endpoint_url, env.emulated)
+
+
+def queue_attributes(
+    dead_letter_arn: str, max_receive_count: int, visibility_timeout_s: int
+) -> dict[str, dict[str, str]]:
+    """What the fleet's queues must have, by role: the one definition ``lab up`` (``ensure``)
+    and ``lab provision`` (which adds encryption, tags and retention) both create from."""
+    redrive = {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": max_receive_count}
+    return {
+        "dead_letter": {},
+        "request": {
+            "VisibilityTimeout": str(visibility_timeout_s),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+        "response": {},
+    }
+
+
+def ensure(settings: LabSettings, clients: Clients, env_name: str = "local") -> LabEnv:
     """Create (or find) every resource and return the environment description."""
     sqs = clients.sqs
     dlq_url = sqs.create_queue(QueueName=settings.dead_letter_queue)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count}
+    wanted = queue_attributes(dlq_arn, settings.max_receive_count, settings.visibility_timeout_s)
     request_url = sqs.create_queue(
-        QueueName=settings.request_queue,
-        Attributes={
-            "VisibilityTimeout": str(settings.visibility_timeout_s),
-            "RedrivePolicy": json.dumps(redrive),
-        },
+        QueueName=settings.request_queue, Attributes=cast(Any, wanted["request"])
     )["QueueUrl"]
     response_url = sqs.create_queue(QueueName=settings.response_queue)["QueueUrl"]
     with contextlib.suppress(clients.s3.exceptions.BucketAlreadyOwnedByYou):

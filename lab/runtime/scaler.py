@@ -1,6 +1,6 @@
 """The lab's side of the scaler: its settings document, its published state, a foreground run.
 
-The policy's settings live in S3 (``scaler/config.json``) because every instance's scaler, and
+The scaler's settings live in S3 (``scaler/config.json``) because every instance's scaler, and
 ``lab scaler run``, read the same ones every tick; the lab's defaults are on the lab's time
 scale (a three-minute video takes 1.8 s at ``FLEETLAB_SPEED=0.01``).
 """
@@ -15,13 +15,14 @@ from typing import Any
 from lab.runtime.resources import LabEnv
 from lab.runtime.settings import LabSettings
 from worker.scaler.capacity import ScalerConfig
-from worker.scaler.loop import CONFIG_KEY, STATE_KEY, policy_from, read_policy
-
-__all__ = ["CONFIG_KEY", "LAB_POLICY", "read_policy", "read_state", "run", "write_config"]
+from worker.scaler.loop import config_from, read_config
+from worker.state.layout import SCALER_CONFIG, SCALER_STATE
 from worker.state.store import JsonStore
 
+__all__ = ["LAB_SCALING", "read_config", "read_state", "run", "write_config"]
+
 # A lab job takes ~2 s, so every time scale shrinks with it: p95 target, boot, windows.
-LAB_POLICY = ScalerConfig(
+LAB_SCALING = ScalerConfig(
     slo_p95_s=30.0,
     job_s=2.0,
     boot_s=8.0,
@@ -33,18 +34,18 @@ LAB_POLICY = ScalerConfig(
 
 
 def write_config(
-    store: JsonStore, changes: dict[str, Any], defaults: ScalerConfig = LAB_POLICY
+    store: JsonStore, changes: dict[str, Any], defaults: ScalerConfig = LAB_SCALING
 ) -> ScalerConfig:
     """Merge ``changes`` into the stored settings (``defaults`` when none); validated."""
-    current = read_policy(store) or defaults
-    config = policy_from(asdict(current) | changes)
-    store.put(CONFIG_KEY, asdict(config))
+    current = read_config(store) or defaults
+    config = config_from(asdict(current) | changes)
+    store.put(SCALER_CONFIG, asdict(config))
     return config
 
 
 def read_state(store: JsonStore) -> dict[str, Any] | None:
     """What the leading scaler last published: leader, token, desired, reason."""
-    found = store.read(STATE_KEY)
+    found = store.read(SCALER_STATE)
     return found.doc if found else None
 
 

@@ -20,8 +20,10 @@ from lab.ec2 import image, instances, userdata
 from lab.ec2.bodies import Body, backend_for, liveness
 from lab.errors import LabError, NotRunning, StartFailed
 from lab.runtime import emulator, environment, procs, scaler
-from lab.runtime.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
+from lab.runtime.resources import LAB_CREDENTIALS, LabEnv, clients_for, ensure, lab_clients
 from lab.runtime.settings import LabSettings
+from worker.aws import Clients
+from worker.state.layout import SCALER_CONFIG
 from worker.state.store import S3JsonStore
 
 RECEIVER = "receiver"
@@ -58,9 +60,9 @@ def up(
         )
     env = base_env(settings.env)
     emulator.start(settings, env)
-    lab_env = ensure(settings, AwsClients(settings.region, settings.endpoint_url), settings.env)
+    lab_env = ensure(settings, lab_clients(settings.region, settings.endpoint_url), settings.env)
     lab_env.save(settings.home)
-    clients = AwsClients.for_env(lab_env)
+    clients = clients_for(lab_env)
     files = samples.make(settings.home / "receiver" / "media")
     samples.upload(clients.s3, lab_env.bucket, files)
     start_receiver(settings, env)
@@ -110,7 +112,7 @@ def instance_config(settings: LabSettings, lab_env: LabEnv) -> dict[str, str]:
 
 
 def deploy(
-    settings: LabSettings, lab_env: LabEnv, clients: AwsClients, broken: bool = False
+    settings: LabSettings, lab_env: LabEnv, clients: Clients, broken: bool = False
 ) -> Bundle:
     """Build and publish a code bundle; point the fleet's launch template at the boot script."""
     made = bundle.build(project_root(), settings.home / "bundles", start_fails=broken)
@@ -189,10 +191,10 @@ def retire_fleet(settings: LabSettings, grace_s: float) -> list[str]:
         lab_env = LabEnv.load(settings.home)
         hypervisor_up = HYPERVISOR in procs.running(settings.pids)
         if hypervisor_up and emulator.ready(lab_env.env, lab_env.endpoint_url or ""):
-            clients = AwsClients.for_env(lab_env)
+            clients = clients_for(lab_env)
             # The fleet's own scalers would replace what is terminated here: unconfigure them
             # first; one mid-tick may still launch, so terminate until nothing new appears.
-            clients.s3.delete_object(Bucket=lab_env.bucket, Key=scaler.CONFIG_KEY)
+            clients.s3.delete_object(Bucket=lab_env.bucket, Key=SCALER_CONFIG)
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline:
                 live = [i.id for i in instances.fleet(clients.ec2, lab_env.env)]

@@ -29,8 +29,9 @@ from lab.ec2.bodies import Body, liveness
 from lab.runtime.emulator import answers, ready
 from lab.runtime.emulator import command as emulator_command
 from lab.runtime.procs import descendants, free_port
-from lab.runtime.resources import LAB_CREDENTIALS, AwsClients, LabEnv, ensure
+from lab.runtime.resources import LAB_CREDENTIALS, LabEnv, ensure, lab_clients
 from lab.runtime.settings import LabSettings, load_settings
+from worker.aws import Clients
 
 CALLBACK_AUTH = ("dirk", "tellnoone")
 MEDIA_AUTH = ("dirk", "mylilsecret")
@@ -120,7 +121,7 @@ class Lab:
     """One test's private set of resources on the session's emulator."""
 
     env: LabEnv
-    clients: AwsClients
+    clients: Clients
     home: Path
 
     def send(self, body: str | bytes) -> str:
@@ -169,7 +170,7 @@ class Lab:
         return messages
 
 
-def _close_clients(clients: AwsClients) -> None:
+def _close_clients(clients: Clients) -> None:
     for client in (clients.sqs, clients.s3, clients.logs, clients.ec2):
         client.close()
 
@@ -177,7 +178,7 @@ def _close_clients(clients: AwsClients) -> None:
 @pytest.fixture
 def make_lab(emulator: Emulator, tmp_path: Path) -> Iterator[Callable[..., Lab]]:
     """Factory: fresh, uniquely named queues, bucket and log group on the session's emulator."""
-    made: list[AwsClients] = []
+    made: list[Clients] = []
 
     def make(visibility_timeout_s: int = 4, max_receive_count: int = 3) -> Lab:
         tag = uuid.uuid4().hex[:12]
@@ -193,7 +194,7 @@ def make_lab(emulator: Emulator, tmp_path: Path) -> Iterator[Callable[..., Lab]]
             visibility_timeout_s=visibility_timeout_s,
             max_receive_count=max_receive_count,
         )
-        clients = AwsClients(settings.region, settings.endpoint_url)
+        clients = lab_clients(settings.region, settings.endpoint_url)
         made.append(clients)
         return Lab(env=ensure(settings, clients, emulator.env), clients=clients, home=settings.home)
 

@@ -25,6 +25,7 @@ from lab.cloud import policy
 from lab.cloud.names import TAG
 from lab.runtime.emulator import moto_ready
 from lab.runtime.procs import free_port
+from worker.state import layout
 
 pytestmark = pytest.mark.integration
 
@@ -331,7 +332,7 @@ def test_the_policy_names_only_the_provisioned_resources(aws: Aws) -> None:
         f"arn:aws:sqs:{REGION}:{ACCOUNT}:fleetlab-aws-requests",
         f"arn:aws:sqs:{REGION}:{ACCOUNT}:fleetlab-aws-responses",
         f"arn:aws:s3:::{BUCKET}",
-        *(f"arn:aws:s3:::{BUCKET}/{p}*" for p in policy.READ_PREFIXES + policy.WRITE_PREFIXES),
+        *(f"arn:aws:s3:::{BUCKET}/{p}*" for p in layout.READ_BY_INSTANCES + layout.WRITTEN_BY_INSTANCES),
         log_group, f"{log_group}:log-stream:*",
         f"{ec2}:launch-template/{template}",
         f"{ec2}:security-group/{group['GroupId']}",

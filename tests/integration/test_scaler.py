@@ -12,7 +12,7 @@ import pytest
 from support import Up, cli_env, wait_until
 
 from lab.client.submit import JobSpec, build_xml, send
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def lab_up(tmp_path: Path, unused_port: Callable[[], int]) -> Iterator[Callable[
 
 def burst(up: Up, n: int) -> list[str]:
     env = LabEnv.load(up.home)
-    sqs = AwsClients.for_env(env).sqs
+    sqs = clients_for(env).sqs
     spec = JobSpec("analyze", f"s3://{env.bucket}/examples/clip.fakevideo", params=[("R", "5")])
     return [
         send(
@@ -94,7 +94,7 @@ def test_a_burst_grows_the_fleet_which_then_drains_back_to_min(lab_up: Callable[
 
     # No job was cut short and run again: every claim is the first run's, finished.
     env = LabEnv.load(up.home)
-    s3 = AwsClients.for_env(env).s3
+    s3 = clients_for(env).s3
     keys = [
         o["Key"]
         for o in s3.list_objects_v2(Bucket=env.bucket, Prefix="claims/").get("Contents", [])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.runtime.resources import LAB_CREDENTIALS, AwsClients, LabEnv
+from lab.runtime.resources import LAB_CREDENTIALS, LabEnv, lab_clients
 from lab.runtime.settings import AWS_BOOT_PACKAGES, load_settings
 from lab.runtime.stack import instance_config
 
@@ -44,7 +44,7 @@ def test_aws_workers_and_instances_get_no_keys_and_no_endpoint(tmp_path: Path) -
 def test_aws_clients_take_the_credentials_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-chain")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-of-the-chain")
-    chain = AwsClients("eu-west-1", "http://127.0.0.1:1", emulated=False)
-    lab = AwsClients("eu-west-1", "http://127.0.0.1:1")
+    chain = lab_clients("eu-west-1", "http://127.0.0.1:1", emulated=False)
+    lab = lab_clients("eu-west-1", "http://127.0.0.1:1")
     assert chain._session.get_credentials().access_key == "from-the-chain"  # type: ignore[union-attr]
     assert lab._session.get_credentials().access_key == "test"  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ from lab.cloud import policy, prices
 from lab.cloud.names import TAG, names_for, require_ours
 from lab.cloud.plan import Part, Settings, Step, apply, changed, judge, plan, summary
 from lab.errors import LabError, NotOurs
+from worker.state import layout
 
 NAMES = names_for("aws", "111122223333", "eu-west-1")
 
@@ -44,8 +45,8 @@ def test_the_policy_names_only_the_fleets_resources() -> None:
         "arn:aws:sqs:eu-west-1:111122223333:fleetlab-aws-requests",
         "arn:aws:sqs:eu-west-1:111122223333:fleetlab-aws-responses",
         f"arn:aws:s3:::{NAMES.bucket}",
-        *(f"arn:aws:s3:::{NAMES.bucket}/{p}*" for p in policy.READ_PREFIXES),
-        *(f"arn:aws:s3:::{NAMES.bucket}/{p}*" for p in policy.WRITE_PREFIXES),
+        *(f"arn:aws:s3:::{NAMES.bucket}/{p}*" for p in layout.READ_BY_INSTANCES),
+        *(f"arn:aws:s3:::{NAMES.bucket}/{p}*" for p in layout.WRITTEN_BY_INSTANCES),
         NAMES.log_group_arn, f"{NAMES.log_group_arn}:log-stream:*",
         "*",
         f"{ec2}:launch-template/lt-0abc", f"{ec2}:security-group/sg-0def",

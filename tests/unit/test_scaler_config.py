@@ -8,7 +8,8 @@ from worker.config import load_scaler_settings
 from worker.errors import ConfigError
 from worker.scaler.capacity import ScalerConfig
 from worker.scaler.ec2 import Instance
-from worker.scaler.loop import member, policy_from, timed
+from worker.scaler.loop import config_from, member, timed
+from worker.state.status import Status
 
 ENV = {
     "FLEETLAB_REQUEST_QUEUE_URL": "http://q",
@@ -18,7 +19,7 @@ ENV = {
 
 
 def test_a_document_becomes_the_policy_settings() -> None:
-    config = policy_from({"min_instances": 1, "max_instances": 4, "slo_p95_s": 30, "job_s": 2.5})
+    config = config_from({"min_instances": 1, "max_instances": 4, "slo_p95_s": 30, "job_s": 2.5})
     assert config == ScalerConfig(min_instances=1, max_instances=4, slo_p95_s=30.0, job_s=2.5)
     assert isinstance(config.slo_p95_s, float)
 
@@ -36,7 +37,7 @@ def test_a_document_becomes_the_policy_settings() -> None:
 )
 def test_a_bad_document_is_named_clearly(doc: dict[str, object], words: str) -> None:
     with pytest.raises(ConfigError, match=r"scaler/config\.json") as caught:
-        policy_from(doc)
+        config_from(doc)
     assert words in str(caught.value)
 
 
@@ -47,14 +48,16 @@ def test_an_instance_without_status_is_booting() -> None:
 
 def test_an_instance_with_status_carries_state_heartbeat_and_drain() -> None:
     doc = {"state": "busy", "heartbeat_at": 99.5, "drain_requested": {"token": 2}}
-    found = member(Instance("i-1", "running", "", "", 10.0), doc)
+    found = member(Instance("i-1", "running", "", "", 10.0), Status.from_doc(doc))
     assert (found.state, found.heartbeat_at, found.drain_requested) == ("busy", 99.5, True)
-    odd = member(Instance("i-2", "running", "", "", 10.0), {"state": "??", "heartbeat_at": "x"})
+    odd = Status.from_doc({"state": "??", "heartbeat_at": "x"})
+    odd = member(Instance("i-2", "running", "", "", 10.0), odd)
     assert odd.state == "busy" and odd.heartbeat_at is None
 
 
 def test_job_timings_are_collected_and_junk_is_dropped() -> None:
-    assert timed([{"job_seconds": [1.0, 2]}, {"job_seconds": ["x", -1, None]}, {}]) == (1.0, 2.0)
+    docs = [{"job_seconds": [1.0, 2]}, {"job_seconds": ["x", -1, None]}, {}]
+    assert timed([Status.from_doc(d) for d in docs]) == (1.0, 2.0)
 
 
 def test_loop_settings_from_the_environment() -> None:

@@ -9,8 +9,9 @@ import pytest
 from memstore import DictStore
 
 from worker.config import AwsTarget, ScalerSettings
-from worker.scaler.loop import LEADER, Scaler
+from worker.scaler.loop import Scaler
 from worker.state.activity import ActivityLog
+from worker.state.layout import SCALER_LEADER, claim_path
 
 
 class Clock:
@@ -74,7 +75,7 @@ def test_a_stopping_leader_hands_the_lease_on_at_once(tmp_path: Path) -> None:
     assert a.lead(clock.now)
     a.resign()
     assert b.lead(clock.now)
-    found = store.read(f"claims/{LEADER}.json")
+    found = store.read(claim_path(SCALER_LEADER))
     assert found is not None and found.doc["owner"] == "i-b"
 
 
@@ -85,7 +86,7 @@ def test_no_config_means_no_leading_and_one_log_line(tmp_path: Path) -> None:
     a.log.close()
     text = (tmp_path / "i-a.log").read_text()
     assert text.count("no scaler/config.json") == 1
-    assert store.read(f"claims/{LEADER}.json") is None
+    assert store.read(claim_path(SCALER_LEADER)) is None
 
 
 def test_a_bad_config_is_logged_and_not_acted_on(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from memstore import DictStore
 from worker.consume.inbox import Inbox
 from worker.consume.loop import Stats
 from worker.consume.outcome import Outcome
-from worker.state.status import StatusReporter
+from worker.state.status import DrainRequest, Status, StatusReporter
 
 
 def reporter(store: DictStore) -> StatusReporter:
@@ -105,3 +105,35 @@ def test_job_durations_reach_the_status_document() -> None:
     StatusReporter(store, "i-1", Inbox(), stats, dict, 5.0).write("idle")
     found = store.read("status/i-1.json")
     assert found is not None and found.doc["job_seconds"] == [2.5, 0.5]
+
+
+def test_the_status_document_round_trips_through_its_dataclass() -> None:
+    status = Status(
+        worker_id="i-1",
+        state="busy",
+        heartbeat_at=12.5,
+        pid=7,
+        current_request="m-1",
+        jobs_done=3,
+        outcomes={"delivered": 3},
+        api_calls=9,
+        api_calls_by_operation={"ReceiveMessage": 9},
+        job_seconds=(1.0, 2.0),
+        code_version="v1",
+        drain_requested=DrainRequest(at=1.0, by="i-2", token=4),
+        extra={"someone_else": "kept"},
+    )
+    doc = status.to_doc()
+    assert doc["someone_else"] == "kept" and doc["drain_requested"]["token"] == 4
+    assert Status.from_doc(doc) == status
+
+
+def test_a_broken_status_document_reads_as_unknown_not_as_an_error() -> None:
+    odd = Status.from_doc(
+        {"state": 3, "heartbeat_at": "soon", "jobs_done": "x", "job_seconds": "y", "pid": True},
+        "i-9",
+    )
+    assert (odd.worker_id, odd.state, odd.heartbeat_at) == ("i-9", "3", None)
+    assert (odd.jobs_done, odd.job_seconds, odd.pid, odd.serving) == (0, (), None, False)
+    assert Status.from_doc({}, "i-9").heartbeat_at == 0.0  # never beat: long ago, so stale
+    assert Status.from_doc({"drain_requested": True}).drain_requested is not None

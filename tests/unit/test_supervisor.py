@@ -16,11 +16,11 @@ from typing import TypeVar
 import pytest
 
 from worker.config import Retry
-from worker.supervisor import Policy, after_exit
+from worker.supervisor import RestartPolicy, after_exit
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-POLICY = Policy(retry=Retry(base_s=0.5, cap_s=30.0), reset_after_s=60.0, grace_s=60.0)
+POLICY = RestartPolicy(retry=Retry(base_s=0.5, cap_s=30.0), reset_after_s=60.0, grace_s=60.0)
 
 # ------------------------------------------------------------------------------ the pure policy
 

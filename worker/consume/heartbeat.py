@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.consume.inbox import Inbox
 from worker.consume.queue import Message, RequestQueue
+from worker.state.activity import EventName
 
 _log = logging.getLogger(__name__)
 _TICK_S = 0.25
@@ -45,7 +46,7 @@ class Heartbeat:
         inbox: Inbox,
         queue: RequestQueue,
         beat: Beat,
-        on_event: Callable[[str, str], None],
+        on_event: Callable[[EventName, str], None],
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -33,6 +33,7 @@ from worker.handle.response import OutputFile, Response, decode_output, success
 from worker.handle.services import Service
 from worker.net.http import SafeHttp
 from worker.net.urls import check_url
+from worker.state.layout import result_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -152,7 +153,7 @@ def _store(ctx: JobContext, path: Path, key: str) -> OutputFile:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
-    object_key = f"results/{key}/{path.name}"
+    object_key = result_key(key, path.name)
     ctx.s3.upload_file(str(path), ctx.config.bucket, object_key)
     return OutputFile(
         url=f"s3://{ctx.config.bucket}/{object_key}", size=size, sha256=digest.hexdigest()

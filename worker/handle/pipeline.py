@@ -41,7 +41,7 @@ from worker.handle.request import (
 from worker.handle.response import Response, error
 from worker.handle.services import Registry, Service
 from worker.net.urls import check_url
-from worker.state.activity import ActivityLog
+from worker.state.activity import ActivityLog, EventName
 from worker.state.claims import AlreadyDone, Claims, claim_key
 from worker.state.lease import Lease
 
@@ -247,7 +247,7 @@ class Pipeline:
             done = self.deliverer.deliver(output, body, message.message_id)
         except DeliveryError as exc:
             last = message.last_receive(self.config.max_receive_count)
-            event = "dead-letter" if last else "retry"
+            event: EventName = "dead-letter" if last else "retry"
             self.log.event(event, status=exc.code, detail=str(exc), **ids)
             return self._outcome(
                 "dead-lettered" if last else "retried", message, request, started, code=exc.code

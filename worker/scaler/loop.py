@@ -32,65 +32,59 @@ from worker.consume.queue import depth
 from worker.errors import ClaimBusy, ClaimLost, ConfigError, FleetlabError, StoreError
 from worker.scaler import ec2
 from worker.scaler.capacity import Decision, Member, Memory, Observed, ScalerConfig, State, decide
-from worker.state.activity import ActivityLog, CloudWatchSink
+from worker.state.activity import ActivityLog, CloudWatchSink, EventName
 from worker.state.claims import Acquired, Claim, Claims
+from worker.state.layout import SCALER_CONFIG, SCALER_LEADER, SCALER_STATE, status_key
+from worker.state.status import DrainRequest, Status
 from worker.state.store import JsonStore, S3JsonStore
 
 _log = logging.getLogger(__name__)
-CONFIG_KEY = "scaler/config.json"
-STATE_KEY = "scaler/state.json"
-LEADER = "scaler-leader"
 _STATES: tuple[str, ...] = get_args(State)
 
 
-def policy_from(doc: Mapping[str, Any]) -> ScalerConfig:
-    """The policy's settings from their stored document; ``ConfigError`` names what is wrong."""
+def config_from(doc: Mapping[str, Any]) -> ScalerConfig:
+    """The scaler's settings from their stored document; ``ConfigError`` names what is wrong."""
     kinds = {f.name: f.type for f in fields(ScalerConfig)}
     unknown = sorted(set(doc) - set(kinds))
     if unknown:
-        raise ConfigError(f"{CONFIG_KEY}: unknown setting(s) {', '.join(unknown)}")
+        raise ConfigError(f"{SCALER_CONFIG}: unknown setting(s) {', '.join(unknown)}")
     values: dict[str, Any] = {}
     for name, value in doc.items():
         whole = kinds[name] == "int"
         if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
             raise ConfigError(
-                f"{CONFIG_KEY}: {name} must be {'an integer' if whole else 'a number'}"
+                f"{SCALER_CONFIG}: {name} must be {'an integer' if whole else 'a number'}"
             )
         values[name] = value if whole else float(value)
     config = ScalerConfig(**values)
     if problems := config.problems():
-        raise ConfigError(f"{CONFIG_KEY}: {'; '.join(problems)}")
+        raise ConfigError(f"{SCALER_CONFIG}: {'; '.join(problems)}")
     return config
 
 
-def read_policy(store: JsonStore) -> ScalerConfig | None:
+def read_config(store: JsonStore) -> ScalerConfig | None:
     """The stored settings, or None when the scaler is not configured; ``ConfigError`` if bad."""
-    found = store.read(CONFIG_KEY)
-    return policy_from(found.doc) if found else None
+    found = store.read(SCALER_CONFIG)
+    return config_from(found.doc) if found else None
 
 
-def member(instance: ec2.Instance, status: Mapping[str, Any] | None) -> Member:
-    """An instance joined with its worker's status document (None: not written yet)."""
+def member(instance: ec2.Instance, status: Status | None) -> Member:
+    """An instance joined with its worker's status document (None: not written yet; an
+    unreadable heartbeat counts as never heard from)."""
     if status is None:
         return Member(instance.id, instance.launched_at)
-    state = str(status.get("state"))
-    try:
-        heartbeat: float | None = float(status.get("heartbeat_at", 0.0))
-    except (TypeError, ValueError):
-        heartbeat = None  # unreadable: counts as never heard from
     return Member(
         id=instance.id,
         launched_at=instance.launched_at,
-        state=state if state in _STATES else "busy",  # type: ignore[arg-type]
-        heartbeat_at=heartbeat,
-        drain_requested=bool(status.get("drain_requested")),
+        state=status.state if status.state in _STATES else "busy",  # type: ignore[arg-type]
+        heartbeat_at=status.heartbeat_at,
+        drain_requested=status.drain_requested is not None,
     )
 
 
-def timed(statuses: Sequence[Mapping[str, Any]]) -> tuple[float, ...]:
+def timed(statuses: Sequence[Status]) -> tuple[float, ...]:
     """Recent job durations the workers report."""
-    found = (s for doc in statuses for s in doc.get("job_seconds") or ())
-    return tuple(float(s) for s in found if isinstance(s, int | float) and s > 0)
+    return tuple(s for status in statuses for s in status.job_seconds if s > 0)
 
 
 class Scaler:
@@ -159,12 +153,12 @@ class Scaler:
     def policy(self) -> ScalerConfig | None:
         """The policy's settings; None (and one log line) when absent or invalid."""
         try:
-            config = read_policy(self.store)
+            config = read_config(self.store)
         except ConfigError as exc:
             self.say("error", str(exc), status=exc.code)
             return None
         if config is None:
-            self.say("idle", f"no {CONFIG_KEY}: not scaling")
+            self.say("idle", f"no {SCALER_CONFIG}: not scaling")
         return config
 
     def lead(self, now: float) -> bool:
@@ -179,7 +173,9 @@ class Scaler:
             self.renewed_at = self.clock()
             return True
         try:
-            got = self.claims.acquire(LEADER, self.settings.owner, now, self.settings.lease_s)
+            got = self.claims.acquire(
+                SCALER_LEADER, self.settings.owner, now, self.settings.lease_s
+            )
         except ClaimBusy:
             return False
         if not isinstance(got, Acquired):
@@ -201,8 +197,8 @@ class Scaler:
         """The queue's counts, the fleet from EC2 and each instance's status document."""
         counts = depth(self.clients.sqs, self.settings.request_queue_url)
         found = ec2.fleet(self.clients.ec2, self.settings.fleet)
-        read = {i.id: self.store.read(f"status/{i.id}.json") for i in found}
-        docs = {key: got.doc for key, got in read.items() if got is not None}
+        read = {i.id: self.store.read(status_key(i.id)) for i in found}
+        docs = {key: Status.from_doc(got.doc, key) for key, got in read.items() if got}
         return Observed(
             visible=counts.visible,
             in_flight=counts.in_flight,
@@ -241,12 +237,12 @@ class Scaler:
 
     def request_drain(self, instance_id: str, now: float, token: int) -> bool:
         """Add ``drain_requested`` to the worker's status document, keeping its other fields."""
-        key = f"status/{instance_id}.json"
+        key = status_key(instance_id)
         for _ in range(3):
             found = self.store.read(key)
-            if found is None or found.doc.get("drain_requested"):
+            if found is None or Status.from_doc(found.doc).drain_requested is not None:
                 return False
-            mark = {"at": now, "by": self.settings.owner, "token": token}
+            mark = DrainRequest(at=now, by=self.settings.owner, token=token).to_doc()
             try:
                 self.store.replace(key, found.doc | {"drain_requested": mark}, found.etag)
                 return True
@@ -257,7 +253,7 @@ class Scaler:
     def publish(self, decision: Decision, observed: Observed, now: float) -> None:
         """What ``lab status`` shows: who leads, what it saw, what it decided and why."""
         self.store.put(
-            STATE_KEY,
+            SCALER_STATE,
             {
                 "leader": self.settings.owner,
                 "token": self.lease.token if self.lease else None,
@@ -271,7 +267,7 @@ class Scaler:
             },
         )
 
-    def say(self, event: str, detail: str, status: str = "ok", force: bool = False) -> None:
+    def say(self, event: EventName, detail: str, status: str = "ok", force: bool = False) -> None:
         """Log ``detail`` unless it is what was said last (a steady fleet logs nothing)."""
         if force or detail != self.said:
             self.log.event(event, status=status, detail=detail)

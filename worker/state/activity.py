@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -35,6 +35,21 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 _MAX_BATCH = 500
 
 
+# Every event a line can name: writers are held to it by the type checker, readers (``lab logs``,
+# the chaos evidence, tests) match these names.
+EventName = Literal[
+    # a process
+    "started", "stopped",
+    # a message on a worker
+    "received", "claimed", "busy", "duplicate", "ran", "error", "fenced", "delivered",
+    "retry", "dead-letter", "deleted", "released", "lease-lost",
+    # the scaler
+    "leader", "follower", "skipped", "idle", "scaled", "holding", "launched", "drain",
+    "terminated", "replaced",
+]  # fmt: skip
+EVENTS: tuple[EventName, ...] = get_args(EventName)
+
+
 def scrub(text: str) -> str:
     """Remove credentials from free text: ``password=...`` values and ``user:pass@`` in URLs."""
     text = _USERINFO.sub(r"\1", text)
@@ -45,7 +60,7 @@ def scrub(text: str) -> str:
 class Event:
     """One activity: what happened to which message, how it went, how long it took."""
 
-    event: str
+    event: EventName
     worker: str
     at: float
     message_id: str | None = None
@@ -123,7 +138,7 @@ class ActivityLog:
             self._thread = threading.Thread(target=self._ship, name="activity-log", daemon=True)
             self._thread.start()
 
-    def event(self, event: str, **fields: str | float | None) -> Event:
+    def event(self, event: EventName, **fields: str | float | None) -> Event:
         """Record one event; returns it (tests and callers may read it back)."""
         record = Event(event=event, worker=self._worker, at=self._clock(), **fields)  # type: ignore[arg-type]
         text = record.line()

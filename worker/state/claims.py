@@ -14,6 +14,7 @@ from dataclasses import replace as _replace
 from typing import Any, Literal
 
 from worker.errors import ClaimBusy, ClaimLost, PreconditionFailed
+from worker.state.layout import claim_path
 from worker.state.store import JsonStore, Versioned
 
 State = Literal["running", "done"]
@@ -106,11 +107,11 @@ class Claims:
         """Claim ``key`` for this worker, or say it is done; raise ``ClaimBusy`` if it is held."""
         fresh = Claim(key, self._owner, 1, now + lease_s, "running", message_id, etag="")
         try:
-            etag = self._store.create(self._path(key), fresh.doc())
+            etag = self._store.create(claim_path(key), fresh.doc())
             return Acquired(_replace(fresh, etag=etag), takeover=False)
         except PreconditionFailed:
             pass
-        found = self._store.read(self._path(key))
+        found = self._store.read(claim_path(key))
         if found is None:  # deleted between our create and read: try once more from scratch
             return self.acquire(key, message_id, now, lease_s)
         existing = _from(key, found)
@@ -123,7 +124,7 @@ class Claims:
             key, self._owner, existing.token + 1, now + lease_s, "running", message_id, ""
         )
         try:
-            etag = self._store.replace(self._path(key), taken.doc(), existing.etag)
+            etag = self._store.replace(claim_path(key), taken.doc(), existing.etag)
         except PreconditionFailed:
             raise ClaimBusy("another worker took the claim over first", lease_s) from None
         return Acquired(_replace(taken, etag=etag), takeover=True)
@@ -140,11 +141,7 @@ class Claims:
 
     def _write(self, claim: Claim, etag: str) -> Claim:
         try:
-            new_etag = self._store.replace(self._path(claim.key), claim.doc(), etag)
+            new_etag = self._store.replace(claim_path(claim.key), claim.doc(), etag)
         except PreconditionFailed:
             raise ClaimLost(f"claim {claim.key} was taken over; result withheld") from None
         return _replace(claim, etag=new_etag)
-
-    @staticmethod
-    def _path(key: str) -> str:
-        return f"claims/{key}.json"

@@ -1,12 +1,13 @@
-"""The worker's status document in S3 (``status/<worker-id>.json``).
+"""The worker's status document in S3 (``status/<worker-id>.json``): its schema and its writer.
 
-Written every ``interval_s``, and soon after the state changes (a job starts or ends), but at
-most once per ``_MIN_GAP_S`` so a busy worker does not pay a write per job.
+``Status`` is the document's one schema: the reporter writes it, and the scaler, ``lab status``,
+the rollout's health check and the chaos evidence read it through ``Status.from_doc``.
 
-State, current request, jobs done, recent job durations, code version and heartbeat time: what
-``lab status`` and the scaler read. Writes are conditional (create, then ``IfMatch`` on the last
-etag): a field another writer put in the document is kept, never overwritten blind. The scaler's
-``drain_requested`` is such a field; the losing write that brings it in calls ``on_drain``.
+The reporter writes it every ``interval_s``, and soon after the state changes (a job starts or
+ends), but at most once per ``_MIN_GAP_S`` so a busy worker does not pay a write per job.
+Writes are conditional (create, then ``IfMatch`` on the last etag): a field another writer put
+in the document is kept, never overwritten blind. The scaler's ``drain_requested`` is such a
+field; the losing write that brings it in calls ``on_drain``.
 """
 
 from __future__ import annotations
@@ -15,17 +16,147 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from worker.consume.inbox import Inbox
-from worker.consume.loop import Stats
 from worker.errors import PreconditionFailed, StoreError
+from worker.state.layout import status_key
 from worker.state.store import JsonStore
+
+if TYPE_CHECKING:
+    from worker.consume.inbox import Inbox
+    from worker.consume.loop import Stats
 
 _log = logging.getLogger(__name__)
 _TICK_S = 0.25
 _MIN_GAP_S = 1.0
+
+State = Literal["idle", "busy", "draining", "stopped"]
+STATES: tuple[State, ...] = get_args(State)
+SERVING: tuple[State, ...] = ("idle", "busy")
+
+
+@dataclass(frozen=True)
+class DrainRequest:
+    """The scaler's request that a worker drain: when, by which scaler, under which lease token."""
+
+    at: float | None = None
+    by: str | None = None
+    token: int | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        """The field as stored."""
+        return {"at": self.at, "by": self.by, "token": self.token}
+
+    @classmethod
+    def from_doc(cls, value: object) -> DrainRequest | None:
+        """Read the field; any other truthy value still asks for a drain."""
+        if not value:
+            return None
+        if not isinstance(value, Mapping):
+            return cls()
+        token = value.get("token")
+        return cls(
+            at=_number(value.get("at")),
+            by=str(value["by"]) if value.get("by") is not None else None,
+            token=token if isinstance(token, int) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Status:
+    """One worker's status document. Unknown fields (other writers') ride along in ``extra``."""
+
+    worker_id: str
+    state: str  # one of STATES from a current worker; kept as read otherwise
+    heartbeat_at: float | None  # None: unreadable; a document without one beat at 0 (long ago)
+    pid: int | None = None
+    current_request: str | None = None
+    jobs_done: int = 0
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    api_calls_by_operation: Mapping[str, int] = field(default_factory=dict)
+    job_seconds: tuple[float, ...] = ()
+    code_version: str | None = None
+    drain_requested: DrainRequest | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _FIELDS = (
+        "worker_id", "pid", "state", "current_request", "jobs_done", "outcomes", "api_calls",
+        "api_calls_by_operation", "job_seconds", "code_version", "heartbeat_at",
+    )  # fmt: skip
+
+    def to_doc(self) -> dict[str, Any]:
+        """The document as stored (``drain_requested`` only when someone asked)."""
+        doc: dict[str, Any] = dict(self.extra) | {
+            "worker_id": self.worker_id,
+            "pid": self.pid,
+            "state": self.state,
+            "current_request": self.current_request,
+            "jobs_done": self.jobs_done,
+            "outcomes": dict(self.outcomes),
+            "api_calls": self.api_calls,
+            "api_calls_by_operation": dict(self.api_calls_by_operation),
+            "job_seconds": list(self.job_seconds),
+            "code_version": self.code_version,
+            "heartbeat_at": self.heartbeat_at,
+        }
+        if self.drain_requested is not None:
+            doc["drain_requested"] = self.drain_requested.to_doc()
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any], worker_id: str = "") -> Status:
+        """Read a stored document; a missing or mistyped field reads as unknown, never raises."""
+        return cls(
+            worker_id=str(doc.get("worker_id") or worker_id),
+            state=str(doc.get("state")),
+            heartbeat_at=_number(doc.get("heartbeat_at", 0.0)),
+            pid=_whole(doc.get("pid")),
+            current_request=_text(doc.get("current_request")),
+            jobs_done=_whole(doc.get("jobs_done")) or 0,
+            outcomes=_counts(doc.get("outcomes")),
+            api_calls=_whole(doc.get("api_calls")) or 0,
+            api_calls_by_operation=_counts(doc.get("api_calls_by_operation")),
+            job_seconds=_seconds(doc.get("job_seconds")),
+            code_version=_text(doc.get("code_version")),
+            drain_requested=DrainRequest.from_doc(doc.get("drain_requested")),
+            extra={k: v for k, v in doc.items() if k not in (*cls._FIELDS, "drain_requested")},
+        )
+
+    @property
+    def serving(self) -> bool:
+        """True while the worker takes requests (idle or busy)."""
+        return self.state in SERVING
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _seconds(value: object) -> tuple[float, ...]:
+    numbers = (_number(x) for x in (value if isinstance(value, list) else []))
+    return tuple(n for n in numbers if n is not None)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _counts(value: object) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items() if _whole(v) is not None}
 
 
 class StatusReporter:
@@ -75,19 +206,19 @@ class StatusReporter:
         """The status as stored."""
         running = self._inbox.running()
         calls = self._calls()
-        return {
-            "worker_id": self._worker_id,
-            "pid": os.getpid(),
-            "state": self._state(state, running is not None),
-            "current_request": running.message.message_id if running else None,
-            "jobs_done": sum(self._stats.outcomes.values()),
-            "outcomes": dict(self._stats.outcomes),
-            "api_calls": sum(calls.values()),
-            "api_calls_by_operation": calls,
-            "job_seconds": list(self._stats.durations),
-            "code_version": self._code_version,
-            "heartbeat_at": self._wall(),
-        }
+        return Status(
+            worker_id=self._worker_id,
+            pid=os.getpid(),
+            state=self._state(state, running is not None),
+            current_request=running.message.message_id if running else None,
+            jobs_done=sum(self._stats.outcomes.values()),
+            outcomes=dict(self._stats.outcomes),
+            api_calls=sum(calls.values()),
+            api_calls_by_operation=calls,
+            job_seconds=tuple(self._stats.durations),
+            code_version=self._code_version,
+            heartbeat_at=self._wall(),
+        ).to_doc()
 
     def _state(self, asked: str, running: bool) -> str:
         if asked != "idle":
@@ -98,7 +229,7 @@ class StatusReporter:
 
     def write(self, state: str) -> None:
         """Write the document now; a failure is logged and retried on the next beat."""
-        key = f"status/{self._worker_id}.json"
+        key = status_key(self._worker_id)
         try:
             for _ in range(3):
                 mine = self.document(state)
