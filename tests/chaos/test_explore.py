@@ -44,16 +44,16 @@ def rules(report: Any) -> dict[str, bool]:
 
 @pytest.mark.timeout(400)
 def test_a_bounded_exploration_keeps_every_rule(tmp_path: Path) -> None:
-    code, report = explore(tmp_path, "explore", "--clean", "--seed", "1", "--jobs", "150",
-                           "--duration", "45", "--intensity", "16",
+    code, report = explore(tmp_path, "explore", "--clean", "--seed", "1", "--jobs", "120",
+                           "--duration", "40", "--intensity", "16",
                            "--plot", str(tmp_path / "run.png"),
                            "--save-schedule", str(tmp_path / "run.json"), timeout=380)  # fmt: skip
     print({k: report[k] for k in ("counts", "faults_by_kind", "latency", "seconds")})
     assert code == 0, json.dumps(report["rules"], indent=1)
-    assert report["passed"] and (report["seed"], report["env"], report["jobs"]) == (1, ENV, 150)
+    assert report["passed"] and (report["seed"], report["env"], report["jobs"]) == (1, ENV, 120)
     counts = report["counts"]
     assert counts["lost"] == counts["duplicate_effects"] == counts["unexpected"] == 0
-    assert counts["answered"] > 100 and counts["dead_lettered"] >= 1  # the poison requests
+    assert counts["answered"] > 80 and counts["dead_lettered"] >= 1  # the poison requests
     assert len(report["faults"]) >= 8 and len(report["faults_by_kind"]) >= 5
     assert all(rules(report).values()) and len(report["rules"]) == 7
     assert report["latency"]["count"] >= counts["answered"]
@@ -61,13 +61,15 @@ def test_a_bounded_exploration_keeps_every_rule(tmp_path: Path) -> None:
     assert len(Schedule.load(tmp_path / "run.json").faults) == len(report["faults"])
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
     tmp_path: Path,
 ) -> None:
     first = [JobPlan(0.4 * k, f"s-{k:02d}", "short", 0.05) for k in range(20)]
-    late = [JobPlan(80.0 + 0.3 * k, f"t-{k:02d}", "short", 0.05) for k in range(8)]
-    again = [JobPlan(100.0 + 0.3 * k, j.request_id, "resubmit", 0.05, of=j.request_id)
+    # The skip-claim rollout (a bundle build, then each instance drained and re-booted) takes
+    # well over a minute on a loaded machine: the requests that will be resubmitted come after.
+    late = [JobPlan(150.0 + 0.3 * k, f"t-{k:02d}", "short", 0.05) for k in range(8)]
+    again = [JobPlan(175.0 + 0.3 * k, j.request_id, "resubmit", 0.05, of=j.request_id)
              for k, j in enumerate(late)]  # fmt: skip
     schedule = Schedule(
         seed=5,
@@ -75,7 +77,7 @@ def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
         faults=(FaultPlan(1.0, "sabotage-delete", 5.0), FaultPlan(12.0, "sabotage-skip-claim")),
     )
     schedule.save(tmp_path / "wrong.json")
-    code, report = explore(tmp_path, "replay", str(tmp_path / "wrong.json"), timeout=380,
+    code, report = explore(tmp_path, "replay", str(tmp_path / "wrong.json"), timeout=580,
                            sabotage=True)  # fmt: skip
     timeline = " | ".join(f"{f['kind']}: {f['did']}" for f in report["faults"])
     assert code == 1, timeline

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lab.chaos.evidence import Evidence, Line, Response
 from lab.chaos.explore.checker import Context, Sent, check, classify, latency
 from worker.state.claims import claim_key
+from worker.state.layout import claim_path
 
 T0 = 1_000_000.0
 
@@ -89,7 +90,7 @@ def test_a_clean_run_passes_every_rule() -> None:
         queue=[answer("a")],
         dead_letters={"d1": "p"},
         activity=[ran("a", T0 + 1, 0.5), line("dead-letter", "p")],
-        claims={f"claims/{claim_key('', 'a')}.json": {"state": "done", "response": body("a")}},
+        claims={claim_path(claim_key("", "a")): {"state": "done", "response": body("a")}},
     )
     verdict = check(evidence, sent("a", "p"), Context(fleet=[(T0, 2), (T0 + 5, 3)], bounds=(2, 3)))
     assert verdict.passed, verdict.rules
@@ -97,7 +98,7 @@ def test_a_clean_run_passes_every_rule() -> None:
 
 
 def test_fencing_catches_a_result_the_claim_does_not_hold() -> None:
-    key = f"claims/{claim_key('', 'a')}.json"
+    key = claim_path(claim_key("", "a"))
     evidence = Evidence(
         queue=[answer("a", "late zombie result")],
         claims={key: {"state": "done", "response": body("a", "the takeover's result")}},
@@ -109,7 +110,7 @@ def test_fencing_catches_a_result_the_claim_does_not_hold() -> None:
 
 def test_fencing_keys_a_body_without_request_id_by_its_message_id() -> None:
     stray = Response("message:m-9", "m-9", "queue", body("", "x"), T0, "error", "MALFORMED_XML")
-    key = f"claims/{claim_key('m-9', None)}.json"
+    key = claim_path(claim_key("m-9", None))
     evidence = Evidence(queue=[stray], claims={key: {"state": "done", "response": body("", "y")}})
     assert not rule(check(evidence, [Sent("message:m-9", T0)], Context()).rules,
                     "no result published by a lost claim").passed  # type: ignore[attr-defined]  # fmt: skip

@@ -14,8 +14,9 @@ from typing import Any
 from lab.ec2 import faults, instances
 from lab.net.proxy import Fault, Proxy
 from lab.runtime import scaler as lab_scaler
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv
 from lab.runtime.settings import LabSettings
+from worker.aws import Clients
 from worker.state.store import S3JsonStore
 
 
@@ -25,7 +26,7 @@ class Arena:
 
     settings: LabSettings
     env: LabEnv
-    clients: AwsClients
+    clients: Clients
     proxy: Proxy | None
     bounds: tuple[int, int] = (0, 1_000_000)  # the scaler's min and max
     started: float = field(default_factory=time.monotonic)

@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.chaos.evidence import Evidence, Line
+from worker.state.activity import EventName
 from worker.state.claims import claim_key
+from worker.state.layout import claim_path
 
 CLASSES = ("answered", "duplicate_effects", "lost", "dead_lettered", "unexpected")
 # A worker's own account that a message it claimed came to an end (any end but a kill).
-ENDINGS = frozenset({"ran", "error", "fenced", "retry", "delivered", "dead-letter", "released"})
+ENDINGS: frozenset[EventName] = frozenset(
+    {"ran", "error", "fenced", "retry", "delivered", "dead-letter", "released"}
+)
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ def fencing(evidence: Evidence) -> Rule:
             key = claim_key(response.request_id.removeprefix("message:"), None)
         else:
             key = claim_key("", response.request_id)
-        expected = stored.get(f"claims/{key}.json")
+        expected = stored.get(claim_path(key))
         if expected is not None and _comparable(response.body) != expected:
             wrong.append(response.request_id)
     detail = f"{len(wrong)} published without the claim: {', '.join(sorted(set(wrong))[:10])}"

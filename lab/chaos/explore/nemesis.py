@@ -63,7 +63,7 @@ def plan(kind: str, duration: float = 0.0, target: str = "any", **params: object
     return FaultPlan(0.0, kind, round(duration, 2), target, dict(params))
 
 
-def background(arena: Arena, name: str, work: Callable[[], str]) -> str:
+def background(arena: Arena, name: str, index: int, work: Callable[[], str]) -> str:
     """Run a long act (a rollout, a restart) on a thread, one of a kind at a time."""
     with arena.lock:
         if name in arena.busy:
@@ -72,9 +72,9 @@ def background(arena: Arena, name: str, work: Callable[[], str]) -> str:
 
     def go() -> None:
         try:
-            arena.mark(name, "-", work())
+            arena.mark(name, "-", work(), index=index)
         except (FleetlabError, BotoCoreError, ClientError, OSError) as exc:
-            arena.mark(name, "-", f"ended: {type(exc).__name__}: {exc}")
+            arena.mark(name, "-", f"ended: {type(exc).__name__}: {exc}", index=index)
         finally:
             with arena.lock:
                 arena.busy.discard(name)
@@ -216,7 +216,7 @@ def _bad_deploy(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) 
             return f"{made.version}: {exc}"
         return f"{made.version}: the rollout did not stop (no live body to try it on?)"
 
-    return background(arena, "bad-deploy", work)
+    return background(arena, "bad-deploy", int(memo.get("index", -1)), work)
 
 
 def _restart_emulator(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
@@ -226,7 +226,7 @@ def _restart_emulator(arena: Arena, fault: FaultPlan, rng: random.Random, memo: 
         arena.restarted.set()  # the client resubmits what it has no answer for
         return f"emulator restarted (empty); {'; '.join(done) or 'nothing to recover'}"
 
-    return background(arena, "emulator-restart", work)
+    return background(arena, "emulator-restart", int(memo.get("index", -1)), work)
 
 
 for _kind in (

@@ -35,13 +35,14 @@ from lab.errors import LabError
 from lab.net.proxy import Proxy, Route
 from lab.runtime import procs, stack
 from lab.runtime import scaler as lab_scaler
-from lab.runtime.resources import AwsClients, LabEnv
+from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.settings import LabSettings
 from worker.errors import FleetlabError
 
 Say = Callable[[str], None]
-# The explorer's lab on its own time scale: a crashed or frozen instance is replaced after 10 s.
-EXPLORE_SCALER = {"stale_after_s": 10.0, "scale_in_after_s": 10.0}
+# The explorer's lab on its own time scale: a crashed or frozen instance is replaced after 30 s
+# (10 s also replaced instances a rollout was re-booting on a loaded machine).
+EXPLORE_SCALER = {"stale_after_s": 30.0, "scale_in_after_s": 10.0}
 SETTLE_IDLE_S = 45.0  # give up settling once nothing new was answered for this long
 SETTLE_MAX_S = 300.0
 
@@ -135,7 +136,7 @@ def running_arena(settings: LabSettings, schedule: Schedule) -> Iterator[Arena]:
         port = int((env.receiver_url or settings.receiver_url).rsplit(":", 1)[1])
         proxy = Proxy([Route("receiver", "127.0.0.1", port)], seed=schedule.seed).start()
     try:
-        yield Arena(settings, env, AwsClients.for_env(env), proxy, bounds=(low, high))
+        yield Arena(settings, env, clients_for(env), proxy, bounds=(low, high))
     finally:
         reap()
         if proxy:
@@ -164,7 +165,7 @@ class Player:
         if how is None:
             return
         try:
-            what = how(self.arena, fault, rng, self.memos.setdefault(index, {}))
+            what = how(self.arena, fault, rng, self.memos.setdefault(index, {"index": index}))
         except (FleetlabError, BotoCoreError, ClientError, OSError, RuntimeError) as exc:
             what = f"failed: {type(exc).__name__}: {exc}"
         self.arena.mark(fault.kind, fault.target, ("end: " if stop else "") + what, index=index)

@@ -88,7 +88,7 @@ def _skip_claim(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) 
         steps = rollout.Rollout(arena.settings.home, arena.env, arena.clients, 60, 10, say).run()
         return f"{made.version} (claims skipped) on {len(steps)} instance(s)"
 
-    return background(arena, "sabotage-skip-claim", work)
+    return background(arena, "sabotage-skip-claim", int(memo.get("index", -1)), work)
 
 
 def enable() -> None:
