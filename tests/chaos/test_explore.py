@@ -66,10 +66,8 @@ def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
     tmp_path: Path,
 ) -> None:
     first = [JobPlan(0.4 * k, f"s-{k:02d}", "short", 0.05) for k in range(20)]
-    # The skip-claim rollout (a bundle build, then each instance drained and re-booted) takes
-    # well over a minute on a loaded machine: the requests that will be resubmitted come after.
-    late = [JobPlan(150.0 + 0.3 * k, f"t-{k:02d}", "short", 0.05) for k in range(8)]
-    again = [JobPlan(175.0 + 0.3 * k, j.request_id, "resubmit", 0.05, of=j.request_id)
+    late = [JobPlan(20.0 + 0.3 * k, f"t-{k:02d}", "short", 0.05) for k in range(16)]
+    again = [JobPlan(40.0 + 0.3 * k, j.request_id, "resubmit", 0.05, of=j.request_id)
              for k, j in enumerate(late)]  # fmt: skip
     schedule = Schedule(
         seed=5,
@@ -82,7 +80,8 @@ def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
     timeline = " | ".join(f"{f['kind']}: {f['did']}" for f in report["faults"])
     assert code == 1, timeline
     assert report["counts"]["lost"] >= 1, timeline  # deleted: neither answered nor DLQ'd
-    assert report["counts"]["duplicate_effects"] >= 1, timeline  # resubmissions ran again
+    # The rogue worker takes about a third of the resubmissions, and runs each one again.
+    assert report["counts"]["duplicate_effects"] >= 1, timeline
     broken = {name for name, ok in rules(report).items() if not ok}
     assert {"nothing lost", "no duplicate effect"} <= broken, timeline
     assert not report["passed"]

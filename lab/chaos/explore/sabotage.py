@@ -5,16 +5,16 @@ by the real checker on real evidence.
 
 - ``sabotage-delete`` deletes requests from the request queue behind the fleet's back, for as
   long as it lasts: those requests must come out as lost.
-- ``sabotage-skip-claim`` deploys a bundle whose worker skips its claim (it overwrites the
-  claim document instead of creating it only if absent) and rolls it out: a request delivered
-  again after its answer runs again, which must come out as a duplicate effect.
+- ``sabotage-skip-claim`` deploys, beside the fleet, a worker of this tree whose claim is
+  skipped (it overwrites the claim document instead of creating it only if absent): a request
+  delivered again after its answer runs again, which must come out as a duplicate effect.
 """
 
 from __future__ import annotations
 
 import random
 import shutil
-import tempfile
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,15 +22,15 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab.chaos.explore.arena import Arena
-from lab.chaos.explore.nemesis import Kind, Memo, background, plan, register
+from lab.chaos.explore.nemesis import Kind, Memo, plan, register
 from lab.chaos.explore.schedule import FaultPlan
-from lab.deploy import bundle, rollout
 from lab.errors import LabError
-from lab.runtime import stack
+from lab.runtime import procs, stack
 
 # Claims.acquire is the one writer of claims that creates: create-if-absent becomes overwrite.
 CLAIM_CREATE = "self._store.create("
 CLAIM_OVERWRITE = "self._store.put("
+ROGUE = "rogue-skip-claim"
 _SKIP = shutil.ignore_patterns(
     ".venv", ".lab", ".git", "tests", "bench", "__pycache__", ".*_cache", "*.egg-info", "build"
 )
@@ -64,37 +64,40 @@ def _stop_delete(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo)
     return f"deleted {len(memo.get('deleted', []))} request(s)"
 
 
-def skip_claim_bundle(out_dir: Path) -> bundle.Bundle:
-    """A bundle of this source tree whose worker overwrites claims instead of taking them."""
-    with tempfile.TemporaryDirectory(prefix="sabotage-") as tmp:
-        copy = Path(tmp) / "src"
-        shutil.copytree(stack.project_root(), copy, ignore=_SKIP)
-        [claims] = list((copy / "worker").rglob("claims.py"))
-        source = claims.read_text()
-        if source.count(CLAIM_CREATE) != 1:
-            raise LabError(f"cannot make the skip-claim variant: {claims.name} changed")
-        claims.write_text(source.replace(CLAIM_CREATE, CLAIM_OVERWRITE))
-        return bundle.build(copy, out_dir)
+def skip_claim_tree(dest: Path) -> Path:
+    """A copy of this source tree whose worker overwrites claims instead of taking them."""
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(stack.project_root(), dest, ignore=_SKIP)
+    [claims] = list((dest / "worker").rglob("claims.py"))
+    source = claims.read_text()
+    if source.count(CLAIM_CREATE) != 1:
+        raise LabError(f"cannot make the skip-claim variant: {claims.name} changed")
+    claims.write_text(source.replace(CLAIM_CREATE, CLAIM_OVERWRITE))
+    return dest
 
 
 def _skip_claim(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
-    def work() -> str:
-        made = skip_claim_bundle(arena.settings.home / "bundles")
-        bundle.publish(arena.clients.s3, arena.env.bucket, made)
-
-        def say(what: str) -> None:
-            arena.mark("sabotage-skip-claim", "-", what)
-
-        steps = rollout.Rollout(arena.settings.home, arena.env, arena.clients, 60, 10, say).run()
-        return f"{made.version} (claims skipped) on {len(steps)} instance(s)"
-
-    return background(arena, "sabotage-skip-claim", int(memo.get("index", -1)), work)
+    """Deploy the variant beside the fleet: a worker run from the patched tree (its folder is
+    the working directory, so ``python -m worker`` imports the variant), on the same queue. A
+    plain worker starts in a second; a bundle re-boot takes minutes on a loaded machine."""
+    settings, env = arena.settings, arena.env
+    tree = skip_claim_tree(settings.home / "sabotage" / "src")
+    worker_env = stack.base_env(env.env) | env.worker_env() | {
+        "FLEETLAB_WORKER_ID": ROGUE,
+        "FLEETLAB_WORK_DIR": str(settings.home / "workers" / ROGUE),
+        "FLEETLAB_SPEED": f"{settings.job_speed:g}",
+    } | dict(settings.instance_env)  # fmt: skip
+    worker_env.pop("FLEETLAB_ENDPOINT_URL", None)  # the proxy's: the emulator directly
+    worker_env |= {"FLEETLAB_ENDPOINT_URL": env.endpoint_url or settings.endpoint_url}
+    pid = procs.start(ROGUE, [sys.executable, "-m", "worker"], settings.pids, settings.logs,
+                      worker_env, tree)  # fmt: skip
+    return f"{ROGUE} (claims skipped) started, pid {pid}"
 
 
 def enable() -> None:
     """Register the sabotage kinds (never drawn unless named in --faults)."""
     delete = "TEST ONLY: delete requests behind the fleet's back"
-    skip = "TEST ONLY: roll out a worker that skips its claim"
+    skip = "TEST ONLY: deploy a worker that skips its claim beside the fleet"
     register(Kind("sabotage-delete", delete, lambda r: plan("sabotage-delete", 3.0), _delete,
                   _stop_delete, default=False))  # fmt: skip
     register(Kind("sabotage-skip-claim", skip, lambda r: plan("sabotage-skip-claim"),
