@@ -264,6 +264,11 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
     arena.mark("workload", "-", f"{len(sent)} message(s) sent; settling")
     say(f"explore: {len(sent)} sent, {len(schedule.faults)} fault(s); settling")
     player.settle()
+    visible, in_flight = _depth(arena)
+    unsettled = None
+    if visible + in_flight:  # not lost: the fleet did not get to them (too slow, or stuck)
+        unsettled = f"did not settle: {visible + in_flight} message(s) still in the request queue"
+        arena.mark("workload", "-", unsettled)
     time.sleep(1.5)  # the workers ship their log lines every 0.2 s
     evidence = gather(arena.clients, arena.env, player.evidence, time.time())
     if mine:
@@ -279,7 +284,9 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
     verdict = checker.check(evidence, sent, context)
     arena.mark("checked", "-", "passed" if verdict.passed else "FAILED")
     seconds = time.monotonic() - began
-    return Outcome(schedule, arena.env.env, verdict, arena.timeline, player.samples, seconds)
+    return Outcome(
+        schedule, arena.env.env, verdict, arena.timeline, player.samples, seconds, unsettled
+    )
 
 
 def _depth(arena: Arena) -> tuple[int, int]:
