@@ -42,12 +42,12 @@ def rules(report: Any) -> dict[str, bool]:
     return {r["name"]: r["passed"] for r in report["rules"]}
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(900)  # a hang guard: 6 min on a loaded machine, the run itself about 4
 def test_a_bounded_exploration_keeps_every_rule(tmp_path: Path) -> None:
     code, report = explore(tmp_path, "explore", "--clean", "--seed", "1", "--jobs", "120",
                            "--duration", "40", "--intensity", "16",
                            "--plot", str(tmp_path / "run.png"),
-                           "--save-schedule", str(tmp_path / "run.json"), timeout=380)  # fmt: skip
+                           "--save-schedule", str(tmp_path / "run.json"), timeout=880)  # fmt: skip
     print({k: report[k] for k in ("counts", "faults_by_kind", "latency", "seconds")})
     assert code == 0, json.dumps(report["rules"], indent=1)
     assert report["passed"] and (report["seed"], report["env"], report["jobs"]) == (1, ENV, 120)
@@ -61,7 +61,7 @@ def test_a_bounded_exploration_keeps_every_rule(tmp_path: Path) -> None:
     assert len(Schedule.load(tmp_path / "run.json").faults) == len(report["faults"])
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
     tmp_path: Path,
 ) -> None:
@@ -75,7 +75,7 @@ def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
         faults=(FaultPlan(1.0, "sabotage-delete", 5.0), FaultPlan(12.0, "sabotage-skip-claim")),
     )
     schedule.save(tmp_path / "wrong.json")
-    code, report = explore(tmp_path, "replay", str(tmp_path / "wrong.json"), timeout=580,
+    code, report = explore(tmp_path, "replay", str(tmp_path / "wrong.json"), timeout=880,
                            sabotage=True)  # fmt: skip
     timeline = " | ".join(f"{f['kind']}: {f['did']}" for f in report["faults"])
     assert code == 1, timeline
@@ -87,11 +87,11 @@ def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
     assert not report["passed"]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)  # three clean labs in a row: up, run, settle, down
 def test_a_failure_is_shrunk_to_a_schedule_that_replays_it(tmp_path: Path) -> None:
     code, report = explore(tmp_path, "explore", "--clean", "--seed", "2", "--jobs", "30",
                            "--duration", "10", "--intensity", "30", "--faults",
-                           "crash,sabotage-delete", "--shrink", "2", timeout=580,
+                           "crash,sabotage-delete", "--shrink", "2", timeout=1180,
                            sabotage=True)  # fmt: skip
     assert code == 1 and report["counts"]["lost"] >= 1
     shrunk = report["shrunk"]
