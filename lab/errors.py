@@ -40,3 +40,9 @@ class ImageNotFound(LabError):
     """Raised when the image the fleet should boot cannot be found."""
 
     code = "IMAGE_NOT_FOUND"
+
+
+class DockerError(LabError):
+    """Raised when the Docker engine refuses or fails a call (run, restart, build, import)."""
+
+    code = "DOCKER_ERROR"

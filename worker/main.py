@@ -39,7 +39,6 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
     inbox = Inbox()
     pipeline = Pipeline(
         config=config,
-        queue=queue,
         claims=Claims(store, config.worker_id),
         deliverer=Deliverer(http, queue, config.retry, config.limits),
         registry=load_registry(config.services_file),
@@ -47,12 +46,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter]:
         log=log,
         inbox=inbox,
     )
-    beat = Beat(
-        config.heartbeat_interval_s,
-        config.visibility_timeout_s,
-        config.hold_s,
-        config.max_receive_count,
-    )
+    beat = Beat(config.heartbeat_interval_s, config.visibility_timeout_s)
 
     def on_event(event: EventName, message_id: str) -> None:
         log.event(event, message_id=message_id)

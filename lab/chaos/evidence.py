@@ -5,7 +5,6 @@ documents in S3 and EC2's instances. The tally of a scenario is computed from th
 from __future__ import annotations
 
 import json
-import re
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +13,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab.chaos.report import Tally
+from lab.client import activity
+from lab.client.activity import Line
 from lab.client.results import parse_response
 from lab.runtime.resources import LabEnv
 from worker.aws import Clients
@@ -22,11 +23,6 @@ from worker.scaler import ec2
 from worker.state.activity import EventName
 from worker.state.layout import CLAIMS
 
-# worker msgid reqid [date] "event service" status seconds "detail"
-_LINE = re.compile(
-    r'^(?P<worker>\S+) (?P<message_id>\S+) (?P<request_id>\S+) \[[^\]]+\] "(?P<event>\S+) '
-    r'(?P<service>\S+)" (?P<status>\S+) (?P<seconds>\S+) "(?P<detail>.*)"$'
-)
 _MAX_REQUEST = 256 * 1024
 
 
@@ -41,20 +37,6 @@ class Response:
     at: float  # when it arrived (the receiver's clock, or when the queue was read)
     status: str
     code: str | None
-
-
-@dataclass(frozen=True)
-class Line:
-    """One activity-log line."""
-
-    worker: str
-    message_id: str
-    request_id: str
-    event: str
-    status: str
-    detail: str
-    at: float = 0.0  # when it was logged (CloudWatch's timestamp, epoch seconds)
-    seconds: float | None = None  # how long it took (a run's duration on "ran")
 
 
 @dataclass
@@ -159,26 +141,7 @@ def read_dead_letters(clients: Clients, url: str) -> dict[str, str]:
 
 def read_activity(clients: Clients, log_group: str) -> list[Line]:
     """Every activity line the fleet shipped to CloudWatch Logs."""
-    lines: list[Line] = []
-    paginator = clients.logs.get_paginator("filter_log_events")
-    for page in paginator.paginate(logGroupName=log_group):
-        for event in page.get("events", []):
-            match = _LINE.match(event.get("message", ""))
-            if match:
-                g = match.groupdict()
-                lines.append(
-                    Line(
-                        g["worker"],
-                        g["message_id"],
-                        g["request_id"],
-                        g["event"],
-                        g["status"],
-                        g["detail"],
-                        at=float(event.get("timestamp", 0)) / 1000,
-                        seconds=None if g["seconds"] == "-" else float(g["seconds"]),
-                    )
-                )
-    return lines
+    return activity.read(clients, log_group)
 
 
 def read_claims(clients: Clients, bucket: str) -> dict[str, dict[str, Any]]:

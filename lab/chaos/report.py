@@ -71,9 +71,9 @@ class ScenarioReport:
 COLUMNS = ("scenario", "result", "sent", "answered", "dup. effects", "dead-lettered", "lost", "s")
 
 
-def table(reports: list[ScenarioReport]) -> str:
-    """The summary table, one row per scenario."""
-    rows = [COLUMNS] + [
+def rows(reports: list[ScenarioReport]) -> list[tuple[str, ...]]:
+    """The summary table's cells, one row per scenario (``COLUMNS`` heads them)."""
+    return [
         (
             r.name,
             "pass" if r.passed else "FAIL",
@@ -86,13 +86,18 @@ def table(reports: list[ScenarioReport]) -> str:
         )
         for r in reports
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+
+
+def table(reports: list[ScenarioReport]) -> str:
+    """The summary table, one row per scenario."""
+    rows_ = [COLUMNS, *rows(reports)]
+    widths = [max(len(row[i]) for row in rows_) for i in range(len(COLUMNS))]
     return "\n".join(
         "  ".join(
             cell.ljust(w) if i == 0 else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
-        for row in rows
+        for row in rows_
     )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,9 +17,11 @@ from lab.chaos.explore import explore, sabotage
 from lab.chaos.explore import report as explore_report
 from lab.chaos.explore.runner import Outcome
 from lab.chaos.explore.schedule import Schedule, ScheduleError
-from lab.chaos.report import details, table
+from lab.chaos.report import COLUMNS, details, rows, table
 from lab.chaos.scenarios import SCENARIOS, named
+from lab.cli import progress, tables
 from lab.cli.common import emit_json, errors_to_exit, settings
+from lab.dashboard.api import reports_dir
 from lab.runtime.settings import LabSettings
 
 app = typer.Typer(no_args_is_help=True, help="Replay faults as seeded scenarios.")
@@ -28,6 +33,16 @@ def list_scenarios() -> None:
     for scenario in SCENARIOS:
         summary = " ".join(scenario.summary.split())
         typer.echo(f"{scenario.name:20} {summary}")
+
+
+def keep(home: Path, found: dict[str, Any]) -> None:
+    """Save the report where `lab dashboard` shows chaos runs (best effort: a report that
+    cannot be saved is still printed)."""
+    folder = reports_dir(home)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        (folder / f"chaos-{stamp}-{found['seed']}.json").write_text(json.dumps(found, indent=1))
 
 
 @app.command("run")
@@ -43,15 +58,21 @@ def run(
     with errors_to_exit():
         config = settings(env_name)
         chosen = named(name)
-        say = (lambda _: None) if as_json else typer.echo
-        reports = [runner.run(config, scenario, seed, say) for scenario in chosen]
+        plain = (lambda _: None) if as_json else typer.echo
+        with progress.working(f"chaos {name}", plain=plain, quiet=as_json) as say:
+            reports = [runner.run(config, scenario, seed, say) for scenario in chosen]
+    found = {"env": config.env, "seed": seed, "scenarios": [r.as_dict() for r in reports]}
+    keep(config.home, found)
     if as_json:
-        emit_json({"env": config.env, "seed": seed, "scenarios": [r.as_dict() for r in reports]})
+        emit_json(found)
     else:
         typer.echo("")
         for report in reports:
             typer.echo(details(report) + "\n")
-        typer.echo(table(reports))
+        if tables.on_terminal():
+            tables.render("chaos", COLUMNS, rows(reports))
+        else:
+            typer.echo(table(reports))
     if not all(r.passed for r in reports):
         raise typer.Exit(1)
 

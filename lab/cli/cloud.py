@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from lab.cli import progress
 from lab.cli.common import errors_to_exit, settings
 from lab.cloud import prices
 from lab.cloud import provision as making
@@ -75,7 +76,8 @@ def provision(
                 _print(step)
             typer.echo(f"plan: {summary(steps)} (dry run: nothing changed)")
             return
-        steps = making.provision(target, _print)
+        with progress.working("provisioning", plain=typer.echo) as say:
+            steps = making.provision(target, lambda step: say(step.line()))
         typer.echo(f"provisioned: {summary(steps)}; `lab env show` names them")
 
 
@@ -100,7 +102,8 @@ def teardown(
         for item in found:
             if not item.ours:
                 typer.echo(item.line(""))
-        unmaking.remove(clients, config.env, found, typer.echo)
+        with progress.working("teardown", plain=typer.echo) as say:
+            unmaking.remove(clients, config.env, found, say)
         if saved is not None and saved.env == config.env:
             (config.home / "env.json").unlink(missing_ok=True)
         removed = sum(1 for f in found if f.ours)

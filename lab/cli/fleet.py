@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 import schemas
+from lab.cli import progress
 from lab.cli.common import errors_to_exit, settings
 from lab.client.results import Result, from_queue, from_receiver
 from lab.client.submit import send
@@ -53,7 +54,8 @@ def up(
             raise LabError(f"--backend must be process or docker, not {backend!r}")
         low = instances_n if min_instances is None else min_instances
         high = max(low, instances_n) if max_instances is None else max_instances
-        lab_env = stack.up(config, workers, instances_n, backend, (low, high))
+        with progress.working("lab up") as say:
+            lab_env = stack.up(config, workers, instances_n, backend, (low, high), say)
         typer.echo(
             f"lab up: {config.env} emulator {lab_env.endpoint_url}, {instances_n} instance(s), "
             f"{workers} worker(s), receiver {lab_env.receiver_url}"
@@ -133,10 +135,12 @@ def deploy(
                 "new bundle when it boots: deploy, then replace instances (`lab scale`)"
             )
         clients = clients_for(lab_env)
-        made = stack.deploy(config, lab_env, clients, broken=broken)
+        with progress.working("building and publishing the bundle"):
+            made = stack.deploy(config, lab_env, clients, broken=broken)
         typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")
         if rollout:
-            steps = Rollout(config.home, lab_env, clients, health_timeout, grace, typer.echo).run()
+            with progress.working("rollout", plain=typer.echo) as say:
+                steps = Rollout(config.home, lab_env, clients, health_timeout, grace, say).run()
             typer.echo(f"rollout done: {len(steps)} instance(s) on {made.version}")
 
 

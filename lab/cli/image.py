@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from lab.cli import progress
 from lab.cli.common import errors_to_exit, settings
 from lab.ec2 import image
 from lab.errors import LabError
@@ -24,5 +25,6 @@ def build(
     with errors_to_exit():
         if source not in ("auto", "dockerfile", "debootstrap"):
             raise LabError(f"--source must be auto, dockerfile or debootstrap, not {source!r}")
-        how = image.build(settings().home / "image", force=force, source=source)
+        with progress.working(f"building {image.IMAGE}"):
+            how = image.build(settings().home / "image", force=force, source=source)
     typer.echo(f"image {image.IMAGE} ready: {how}")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from lab.cli import tables
 from lab.cli.common import emit_json, errors_to_exit, lab_env
 from lab.client.results import from_queue
 from lab.client.submit import Auth, JobSpec, build_xml, parse_param, send
@@ -83,6 +84,14 @@ def results(
         found = from_queue(clients_for(env).sqs, env.response_queue_url, wait_s=wait)
     if as_json:
         emit_json([r.as_dict() for r in found])
+        return
+    if found and tables.on_terminal():
+        rows = [
+            (r.message_id, r.request_id, r.service, r.status, r.code, r.message, r.raw_output)
+            for r in found
+        ]
+        head = ("message id", "request id", "service", "status", "code", "message", "output")
+        tables.render("responses", head, rows)
         return
     for r in found:
         code = f" [{r.code}]" if r.code else ""

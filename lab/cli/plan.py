@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from lab.cli import progress, tables
 from lab.cli.common import emit_json, errors_to_exit
-from lab.planner.plan import PlanSpec, make_plan, parse_policies
-from lab.planner.table import render
-
-
-def _progress(line: str) -> None:
-    typer.echo(f"plan: {line}", err=True)
+from lab.planner.plan import Plan, PlanSpec, make_plan, parse_policies
+from lab.planner.table import header, render, rows
 
 
 def plan(
@@ -72,7 +68,8 @@ def plan(
             job_dist=job_dist,
             visibility_seconds=visibility_seconds,
         )
-        made = make_plan(spec, _progress if sys.stderr.isatty() else None)
+        with progress.working("plan", quiet=as_json) as say:
+            made = make_plan(spec, say if tables.on_terminal() and not as_json else None)
         if plot is not None:
             # Imported here: matplotlib takes a while to load, and every `lab` command would pay.
             from lab.planner.plot import plot as draw_plot  # noqa: PLC0415
@@ -81,9 +78,20 @@ def plan(
     if as_json:
         emit_json(made.as_dict())
     else:
-        typer.echo(render(made))
+        show(made)
         if plot is not None:
             typer.echo(f"plot: {plot}")
+
+
+def show(made: Plan) -> None:
+    """The plan's table: rich on a terminal, the aligned text of ``render`` when piped."""
+    if not tables.on_terminal():
+        typer.echo(render(made))
+        return
+    for line in header(made):
+        typer.echo(line)
+    head, *body = rows(made)
+    tables.render("plan", head, body)
 
 
 def register(app: typer.Typer) -> None:

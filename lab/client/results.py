@@ -83,8 +83,13 @@ def from_queue(
             return found  # what had arrived is all read; don't sit out the rest of the wait
 
 
+def journal(receiver_url: str) -> list[dict[str, Any]]:
+    """The receiver's journal as it keeps it: one entry per callback (at, message id, status,
+    auth_ok, repeat, body)."""
+    with urllib.request.urlopen(f"{receiver_url}/callbacks", timeout=5) as reply:  # noqa: S310
+        return list(json.loads(reply.read()))
+
+
 def from_receiver(receiver_url: str) -> list[Result]:
     """Everything the lab's callback receiver has recorded."""
-    with urllib.request.urlopen(f"{receiver_url}/callbacks", timeout=5) as reply:  # noqa: S310
-        entries = json.loads(reply.read())
-    return [parse_response(entry["body"], "callback") for entry in entries]
+    return [parse_response(entry["body"], "callback") for entry in journal(receiver_url)]

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from lab.ec2 import docker_api
 from lab.runtime import procs
 from lab.runtime.resources import LAB_CREDENTIALS
 
@@ -173,7 +174,7 @@ def _group_alive(pgid: int) -> bool:
 class DockerBackend:
     """Bodies as containers of the lab's instance image, on the host network (to reach the
     emulator on 127.0.0.1); the instance folder is mounted at /instance, its disk at
-    /instance/root. ``--init`` gives the container a real PID 1 that forwards signals."""
+    /instance/root. An init process as PID 1 forwards signals. All through the Docker SDK."""
 
     name = "docker"
 
@@ -191,20 +192,19 @@ class DockerBackend:
             "FLEETLAB_PYTHON": "python3",
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
-        labels = [f"fleetlab.instance={instance_id}", f"fleetlab.lab={self.lab_label}"]
-        argv = ["docker", "run", "-d", "--init", "--network", "host",
-                "--name", f"fleetlab-{instance_id}", "-v", f"{folder}:/instance"]  # fmt: skip
-        for label in labels:
-            argv += ["--label", label]
-        for key in sorted(inside):
-            argv += ["-e", key]  # values come from the environment: not on a command line
-        argv += [self.image, "/bin/bash", "-c",
-                 "exec /bin/bash /instance/user-data.sh >>/instance/console.log 2>&1"]  # fmt: skip
-        made = subprocess.run(argv, env=dict(os.environ) | inside, capture_output=True, check=False)
-        if made.returncode != 0:
-            raise OSError(f"docker run failed: {made.stderr.decode(errors='replace').strip()}")
-        container = made.stdout.decode().strip()
-        pid = int(_inspect(container, "{{.State.Pid}}") or 0)
+        container = docker_api.run(
+            self.image,
+            [
+                "/bin/bash",
+                "-c",
+                "exec /bin/bash /instance/user-data.sh >>/instance/console.log 2>&1",
+            ],
+            name=f"fleetlab-{instance_id}",
+            env=inside,
+            labels={"fleetlab.instance": instance_id, "fleetlab.lab": self.lab_label},
+            volumes={str(folder): "/instance"},
+        )
+        pid = docker_api.state(container)[1]
         body = Body(instance_id, self.name, pid, time.time(), proc_start(pid), container=container)
         body.save(folder)
         return body
@@ -212,45 +212,33 @@ class DockerBackend:
     @staticmethod
     def liveness(body: Body) -> Liveness:
         """Docker's view: running, paused, or anything else (exited, removed)."""
-        status = _inspect(body.container, "{{.State.Status}}")
         states: dict[str, Liveness] = {"running": "alive", "paused": "frozen"}
-        return states.get(status, "dead")
+        return states.get(docker_api.state(body.container)[0], "dead")
 
     def signal(self, body: Body, sig: signal.Signals) -> bool:
         """Deliver a fault: SIGSTOP/SIGCONT pause and unpause the container, others are sent."""
         if self.liveness(body) == "dead":
             return False
         if sig == signal.SIGSTOP:
-            argv = ["docker", "pause", body.container]
-        elif sig == signal.SIGCONT:
-            argv = ["docker", "unpause", body.container]
-        else:
-            argv = ["docker", "kill", "--signal", sig.name, body.container]
-        return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+            return docker_api.pause(body.container)
+        if sig == signal.SIGCONT:
+            return docker_api.unpause(body.container)
+        return docker_api.kill(body.container, sig.name)
 
     def redeploy(self, body: Body, folder: Path, grace_s: float) -> Body:
         """Restart the container: it drains, then its command (the user-data) runs again."""
-        subprocess.run(["docker", "restart", "-t", str(int(grace_s)), body.container],
-                       capture_output=True, check=False)  # fmt: skip
-        pid = int(_inspect(body.container, "{{.State.Pid}}") or 0)
+        docker_api.restart(body.container, grace_s)
+        pid = docker_api.state(body.container)[1]
         again = Body(body.instance_id, self.name, pid, time.time(), proc_start(pid),
                      container=body.container)  # fmt: skip
         again.save(folder)
         return again
 
     def stop(self, body: Body, grace_s: float) -> None:
-        """``docker stop`` (SIGTERM, SIGKILL after the grace), then remove the container."""
+        """Stop (SIGTERM, SIGKILL after the grace), then remove the container."""
         if self.liveness(body) == "frozen":
-            subprocess.run(["docker", "unpause", body.container], capture_output=True, check=False)
-        subprocess.run(["docker", "stop", "-t", str(int(grace_s)), body.container],
-                       capture_output=True, check=False)  # fmt: skip
-        subprocess.run(["docker", "rm", "-f", body.container], capture_output=True, check=False)
-
-
-def _inspect(container: str, template: str) -> str:
-    found = subprocess.run(["docker", "inspect", "-f", template, container],
-                           capture_output=True, check=False)  # fmt: skip
-    return found.stdout.decode().strip() if found.returncode == 0 else ""
+            docker_api.unpause(body.container)  # a frozen container cannot act on SIGTERM
+        docker_api.stop_and_remove(body.container, grace_s)
 
 
 Backend = ProcessBackend | DockerBackend

@@ -3,7 +3,7 @@
 Where no container registry is reachable (these machines), the image is made offline: a
 ``debootstrap --variant=minbase`` Debian root file system, from the mirror apt on this machine
 already uses, turned into an image with ``docker import``. Where a registry is reachable,
-``compose/Dockerfile`` builds the same image with ``docker build``.
+``compose/Dockerfile`` builds the same image. Both through the Docker SDK (``docker_api``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import IO
 
-from lab.errors import LabError
+from lab.ec2 import docker_api
+from lab.errors import DockerError, LabError
 
 IMAGE = "fleetlab/instance:bookworm"
 SUITE = "bookworm"
@@ -42,8 +43,7 @@ def mirror(sources: tuple[Path, ...] = _SOURCES) -> str:
 
 def exists(image: str = IMAGE) -> bool:
     """True if Docker already has ``image``."""
-    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
-    return found.returncode == 0
+    return docker_api.image_exists(image)
 
 
 DOCKERFILE = Path(__file__).resolve().parents[2] / "compose" / "Dockerfile"
@@ -55,30 +55,29 @@ def build(work: Path, image: str = IMAGE, force: bool = False, source: str = "au
     if exists(image) and not force:
         return "already there"
     if source in ("auto", "dockerfile") and DOCKERFILE.is_file():
-        built = subprocess.run(
-            ["docker", "build", "-t", image, "-f", str(DOCKERFILE), str(DOCKERFILE.parent)],
-            capture_output=True, check=False, timeout=900,
-        )  # fmt: skip
-        if built.returncode == 0:
+        try:
+            docker_api.build(image, DOCKERFILE.name, str(DOCKERFILE.parent))
             return "docker build of compose/Dockerfile"
-        if source == "dockerfile":
-            raise LabError(f"docker build failed: {_tail(built.stderr)}")
+        except DockerError:
+            if source == "dockerfile":
+                raise
     _debootstrap(work, image)
     return "debootstrap + docker import (no registry reachable)"
 
 
 def _debootstrap(work: Path, image: str) -> None:
-    for tool in ("debootstrap", "docker"):
-        if shutil.which(tool) is None:
-            raise LabError(f"{tool} is not installed; run `make deps-docker`")
+    if shutil.which("debootstrap") is None:
+        raise LabError("debootstrap is not installed; run `make deps-docker`")
     root = work / "rootfs"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     _run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
           SUITE, str(root), mirror()], "debootstrap")  # fmt: skip
     with subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE) as tar:
-        _run(["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", image], "docker import",
-             stdin=tar.stdout)  # fmt: skip
+        assert tar.stdout is not None
+        docker_api.import_tar(tar.stdout, image, ['CMD ["/bin/bash"]'])
+    if tar.returncode != 0:
+        raise LabError(f"tar of {root} failed with exit code {tar.returncode}")
     shutil.rmtree(root, ignore_errors=True)
 
 

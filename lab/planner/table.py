@@ -19,10 +19,10 @@ COLUMNS = (
 )
 
 
-def render(plan: Plan) -> str:
-    """Header lines and an aligned table of the per-policy figures."""
+def header(plan: Plan) -> list[str]:
+    """The lines above the table: the trace, the machines it needs, the bounds."""
     spec = plan.spec
-    lines = [
+    return [
         f"trace {plan.trace.name}: {len(plan.jobs):,} jobs over {plan.trace.seconds / 86_400:g} "
         f"days ({spec.jobs_per_day:g}/day, {spec.job_seconds:g} s jobs ({spec.job_dist}), "
         f"p95 target {spec.slo_p95_s:g} s, boot {spec.boot_seconds:g} s, seed {spec.seed})",
@@ -31,14 +31,24 @@ def render(plan: Plan) -> str:
         f"{plan.static_for_slo}",
         f"work bound {plan.bounds.work_hours:,.1f} instance-hours; queue-aware bound "
         f"{plan.bounds.queue_hours:,.1f}",
-        "",
     ]
-    rows = [["policy", *(title for _, title, _ in COLUMNS)]]
+
+
+def rows(plan: Plan) -> list[list[str]]:
+    """The table's cells: a head row, then one row of figures per policy."""
+    found = [["policy", *(title for _, title, _ in COLUMNS)]]
     for name, figures in plan.figures.items():
-        rows.append([name, *(form.format(figures[key]) for key, _, form in COLUMNS)])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
+        found.append([name, *(form.format(figures[key]) for key, _, form in COLUMNS)])
+    return found
+
+
+def render(plan: Plan) -> str:
+    """Header lines and an aligned table of the per-policy figures."""
+    lines = [*header(plan), ""]
+    cells = rows(plan)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        line = [row[0].ljust(widths[0])]
+        line += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(line).rstrip())
     return "\n".join(lines)

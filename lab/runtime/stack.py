@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -48,35 +49,43 @@ def up(
     instances_n: int = 0,
     backend: str = "process",
     bounds: tuple[int, int] | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> LabEnv:
     """Start the emulator, resources and receiver; then ``instances_n`` EC2 instances (code
     from a freshly deployed bundle, bodies from the hypervisor, each running a scaler that
     keeps the fleet within ``bounds``: min, max, by default both ``instances_n``) and
-    ``workers`` plain workers."""
+    ``workers`` plain workers. ``say`` hears each step as it starts (for progress)."""
     if settings.env not in environment.EMULATED:
         raise LabError(
             f"`lab up` runs the lab on an emulator; the {settings.env!r} environment is "
             "brought up with `lab provision` (see `lab env show`)"
         )
     env = base_env(settings.env)
+    say(f"starting the {settings.env} emulator")
     emulator.start(settings, env)
+    say("creating queues, bucket and log group")
     lab_env = ensure(settings, lab_clients(settings.region, settings.endpoint_url), settings.env)
     lab_env.save(settings.home)
     clients = clients_for(lab_env)
+    say("uploading sample inputs; starting the receiver")
     files = samples.make(settings.home / "receiver" / "media")
     samples.upload(clients.s3, lab_env.bucket, files)
     start_receiver(settings, env)
     if instances_n:
         if backend == "docker":
+            say("building the instance image (if missing)")
             image.build(settings.home / "image")
+        say("deploying the code bundle")
         deploy(settings, lab_env, clients)
         low, high = bounds or (instances_n, instances_n)
         save_bounds(settings.home, low, high)
         store = S3JsonStore(clients.s3, lab_env.bucket)
         scaler.write_config(store, {"min_instances": low, "max_instances": high})
+        say(f"starting the hypervisor; launching {instances_n} instance(s)")
         start_hypervisor(settings, env, backend)
         instances.launch(clients.ec2, lab_env.env, instances_n)
     for index in range(1, workers + 1):
+        say(f"starting worker-{index}")
         start_worker(settings, lab_env, f"worker-{index}")
     return lab_env
 

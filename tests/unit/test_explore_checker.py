@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from lab.chaos.evidence import Evidence, Line, Response
+from lab.chaos.evidence import Evidence, Response
 from lab.chaos.explore.checker import Context, Sent, check, classify, latency
+from lab.client.activity import Line
 from worker.state.claims import claim_key
 from worker.state.layout import claim_path
 
@@ -19,13 +20,15 @@ def answer(request_id: str, text: str = "ok", at: float = T0 + 2, via: str = "qu
 
 
 def ran(request_id: str, end: float, seconds: float, worker: str = "i-1") -> Line:
-    return Line(worker, f"m-{request_id}", request_id, "ran", "ok", "", at=end, seconds=seconds)
+    return Line(worker, f"m-{request_id}", request_id, "ran", "ok", "", seconds=f"{seconds:.3f}",
+                at_ms=round(end * 1000))  # fmt: skip
 
 
 def line(
     event: str, request_id: str, worker: str = "i-1", detail: str = "", message: str = ""
 ) -> Line:
-    return Line(worker, message or f"m-{request_id}", request_id, event, "ok", detail, at=T0)
+    return Line(worker, message or f"m-{request_id}", request_id, event, "ok", detail,
+                at_ms=round(T0 * 1000))  # fmt: skip
 
 
 def sent(*keys: str) -> list[Sent]:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from worker.config import AwsTarget, WorkerConfig
-from worker.consume.heartbeat import Beat
 from worker.consume.inbox import Inbox
 from worker.consume.loop import Worker
-from worker.consume.outcome import Outcome
+from worker.consume.outcome import DELETE, Outcome
 from worker.consume.queue import Message
 
 
@@ -29,31 +28,30 @@ def worker(tmp_path: Path, hold_s: float = 1.0, max_receive_count: int = 5) -> W
     return Worker(config, None, None, Inbox(), None, None)  # type: ignore[arg-type]
 
 
-def test_a_message_on_its_last_receive_is_never_handed_back() -> None:
-    inbox = Inbox()
+def test_a_message_on_its_last_receive_is_never_handed_back(tmp_path: Path) -> None:
+    w = worker(tmp_path, max_receive_count=5)
+    inbox = w.inbox
     inbox.add([message(1, 1), message(2, 5), message(3, 4), message(4, 9)])
-    beat = Beat(interval_s=1, visibility_s=3, hold_s=1, max_receive_count=5)
-    released = inbox.take_waiting(keep=beat.keep)
+    released = inbox.take_waiting(keep=w.last_receive)
     assert [m.message_id for m in released] == ["m-1", "m-3"]
     assert [m.message_id for m in inbox.take_waiting()] == ["m-2", "m-4"]  # still held, in order
 
 
-def test_without_a_redrive_policy_everything_may_go_back() -> None:
-    beat = Beat(interval_s=1, visibility_s=3, hold_s=1)
-    assert not beat.keep(message(1, 100))
+def test_without_a_redrive_policy_everything_may_go_back(tmp_path: Path) -> None:
+    assert not worker(tmp_path, max_receive_count=0).last_receive(message(1, 100))
 
 
 def test_batch_size_follows_job_time(tmp_path: Path) -> None:
     w = worker(tmp_path, hold_s=1.0)
     assert w.batch_size() == 10  # nothing timed yet: a full batch
     for _ in range(5):
-        w.stats.record(Outcome("delivered", "m", 3.0))
+        w.stats.record(Outcome("delivered", message(0, 1), DELETE, 3.0))
     assert w.batch_size() == 1  # three-second jobs: one at a time, none waits to be handed back
     for _ in range(20):
-        w.stats.record(Outcome("delivered", "m", 0.05))
+        w.stats.record(Outcome("delivered", message(0, 1), DELETE, 0.05))
     assert w.batch_size() == 10  # twenty in a second: ten per receive
     for _ in range(20):
-        w.stats.record(Outcome("delivered", "m", 0.25))
+        w.stats.record(Outcome("delivered", message(0, 1), DELETE, 0.25))
     assert w.batch_size() == 4
 
 
@@ -61,6 +59,7 @@ def test_draining_answers_last_receives_and_leaves_the_rest(tmp_path: Path) -> N
     w = worker(tmp_path, max_receive_count=3)
     processed: list[str] = []
     w.process = lambda m: processed.append(m.message_id)  # type: ignore[method-assign]
+    w.decided = lambda outcome: None  # type: ignore[method-assign]
     w.inbox.add([message(1, 1), message(2, 3), message(3, 2), message(4, 3)])
     w.finish_last_receives()
     assert processed == ["m-2", "m-4"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from memstore import DictStore
 
 from worker.consume.inbox import Inbox
-from worker.consume.loop import Stats
-from worker.consume.outcome import Outcome
+from worker.consume.outcome import DELETE, HAND_BACK, Outcome, Stats
+from worker.consume.queue import Message
 from worker.state.status import DrainRequest, Status, StatusReporter
 
 
@@ -99,9 +99,9 @@ def test_a_restarted_worker_told_to_drain_drains_again() -> None:
 def test_job_durations_reach_the_status_document() -> None:
     store = DictStore()
     stats = Stats()
-    stats.record(Outcome("delivered", "m-1", 2.5))
-    stats.record(Outcome("released", "m-2", 0.0))
-    stats.record(Outcome("error-delivered", "m-3", 0.5))
+    stats.record(Outcome("delivered", Message("m-1", "r", b"", 1), DELETE, 2.5))
+    stats.record(Outcome("released", Message("m-2", "r", b"", 1), HAND_BACK, 0.0))
+    stats.record(Outcome("error-delivered", Message("m-3", "r", b"", 1), DELETE, 0.5))
     StatusReporter(store, "i-1", Inbox(), stats, dict, 5.0).write("idle")
     found = store.read("status/i-1.json")
     assert found is not None and found.doc["job_seconds"] == [2.5, 0.5]

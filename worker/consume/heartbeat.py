@@ -1,8 +1,8 @@
 """The heartbeat: beside the running job, keep held messages invisible and the claim alive.
 
-It also hands back messages that wait behind a long job (after ``hold_s``), so that other
-instances can take them, and deletes answered ones early instead of at the end of the batch.
-Short jobs finish before the first beat, so they cost no extra round trips.
+It only extends visibility and renews the lease; it never deletes and never hands back (that is
+the settle step's, on the loop thread). Short jobs finish before the first beat, so they cost no
+extra round trips.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.consume.inbox import Inbox
-from worker.consume.queue import Message, RequestQueue
+from worker.consume.queue import RequestQueue
 from worker.state.activity import EventName
 
 _log = logging.getLogger(__name__)
@@ -29,13 +29,6 @@ class Beat:
 
     interval_s: float
     visibility_s: int
-    hold_s: float
-    max_receive_count: int = 0  # the redrive policy's; 0: none
-
-    def keep(self, message: Message) -> bool:
-        """Never hand back a message on its last receive: SQS would dead-letter it, unanswered,
-        the next time anyone received it. It is this worker's to answer."""
-        return message.last_receive(self.max_receive_count)
 
 
 class Heartbeat:
@@ -82,30 +75,19 @@ class Heartbeat:
                 _log.warning("heartbeat failed: %s", exc)
 
     def tick(self) -> None:
-        """One beat: release, flush, extend and renew as due (public for tests)."""
-        running = self._inbox.running()
+        """One beat, when due: extend every held message and renew the claim (public for tests)."""
         now = self._clock()
-        if running is not None and now - running.started >= self._beat.hold_s:
-            self._hand_back()
         if now - self._last < self._beat.interval_s:
             return
         self._last = now
-        held = self._inbox.held()
-        if held:
-            self._queue.set_visibility(held, self._beat.visibility_s)
+        with self._inbox.changing:
+            held = self._inbox.held()
+            if held:
+                failed = self._queue.change_visibility([(m, self._beat.visibility_s) for m in held])
+                for message, why in failed.items():
+                    _log.warning("could not extend %s: %s", message.message_id, why)
+        running = self._inbox.running()
         lease = running.lease if running is not None else None
         if lease is not None and not lease.renew(self._wall(), self._beat.visibility_s):
             assert running is not None
             self._on_event("lease-lost", running.message.message_id)
-
-    def _hand_back(self) -> None:
-        settled = self._inbox.take_settled()
-        if settled:
-            self._queue.delete(settled)
-            for message in settled:
-                self._on_event("deleted", message.message_id)
-        waiting = self._inbox.take_waiting(keep=self._beat.keep)
-        if waiting:
-            self._queue.set_visibility(waiting, 0)
-            for message in waiting:
-                self._on_event("released", message.message_id)

@@ -1,7 +1,8 @@
-"""The messages a worker holds: the one running, those waiting behind it, those to delete.
+"""The messages a worker holds: the one running, those waiting behind it, those decided.
 
-Shared by the loop (which takes and settles) and the heartbeat (which extends, releases and
-flushes); every access goes through one lock.
+Shared by the loop (which takes, decides and settles), the job thread (which marks the running
+job) and the heartbeat (which only reads what to keep invisible); every access goes through one
+lock.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from worker.consume.outcome import Leave, Outcome
 from worker.consume.queue import Message
 from worker.state.lease import Lease
 
@@ -33,7 +35,10 @@ class Inbox:
         self._clock = clock
         self._waiting: deque[Message] = deque()
         self._running: Running | None = None
-        self._settled: list[Message] = []
+        self._decided: list[Outcome] = []
+        # Held across a batch of visibility changes or deletes (heartbeat and settle step), so
+        # that an extension read before a hand-back can never land after it and undo it.
+        self.changing = threading.Lock()
 
     def add(self, messages: Iterable[Message]) -> None:
         """Queue freshly received messages."""
@@ -60,16 +65,16 @@ class Inbox:
         with self._lock:
             return self._running
 
-    def settle(self, message: Message) -> None:
-        """``message`` is answered; delete it with the next batch."""
+    def decide(self, outcome: Outcome) -> None:
+        """``outcome`` is decided; the settle step applies it with the next batch."""
         with self._lock:
-            self._settled.append(message)
+            self._decided.append(outcome)
 
-    def take_settled(self) -> list[Message]:
-        """Messages to delete now (and forget)."""
+    def take_decided(self) -> list[Outcome]:
+        """Outcomes to settle now (and forget)."""
         with self._lock:
-            settled, self._settled = self._settled, []
-            return settled
+            decided, self._decided = self._decided, []
+            return decided
 
     def take_waiting(self, keep: Callable[[Message], bool] = lambda _: False) -> list[Message]:
         """Unstarted messages to hand back (and forget), except those ``keep`` says to hold."""
@@ -82,4 +87,6 @@ class Inbox:
         """Every message whose visibility this worker must keep extending."""
         with self._lock:
             current = [self._running.message] if self._running else []
-            return current + list(self._waiting) + list(self._settled)
+            # A message left to come back is no longer kept invisible.
+            decided = [o.message for o in self._decided if not isinstance(o.action, Leave)]
+            return current + list(self._waiting) + decided

@@ -1,48 +1,40 @@
-"""The worker loop: receive a batch, process each message, delete the answered ones, repeat.
+"""The worker loop: receive → process each message → settle, until told to stop.
 
-SIGTERM drains: no new receive, the running job finishes, unstarted messages are handed back.
+This thread alone decides and settles what SQS does with request messages (dramatiq's consumer
+thread acks alone). Each message is processed on a job thread of its own (the pipeline: no SQS
+I/O on the message), so that while a long job runs the loop still hands back the messages
+waiting behind it — after ``hold_s``, except one on its last receive, which SQS would dead-letter
+unanswered. The heartbeat, beside both, only extends visibility and renews the lease.
+
+SIGTERM drains: no new receive, the running job finishes, messages on their last receive are
+answered, the rest are handed back, every decided outcome is settled.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter, deque
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.config import WorkerConfig
 from worker.consume.heartbeat import Heartbeat
 from worker.consume.inbox import Inbox
-from worker.consume.outcome import Outcome
+from worker.consume.outcome import LEAVE, Leave, Outcome, Stats, released
 from worker.consume.queue import Message, RequestQueue
+from worker.consume.settle import Settle
 from worker.handle.pipeline import Pipeline
 from worker.state.activity import ActivityLog
 
 _log = logging.getLogger(__name__)
 _ERROR_PAUSE_S = 2.0
-_TIMED = 20  # job durations kept for the status document (the scaler's mean job time)
+_TICK_S = 0.25
 
 
 class Interrupted(BaseException):
     """Raised from the signal handler to end an idle long poll at once."""
-
-
-@dataclass
-class Stats:
-    """Outcomes so far, by kind."""
-
-    outcomes: Counter[str] = field(default_factory=Counter)
-    last: Outcome | None = None
-    durations: deque[float] = field(default_factory=lambda: deque(maxlen=_TIMED))
-
-    def record(self, outcome: Outcome) -> None:
-        """Count one outcome; time the ones that ran a job to its answer."""
-        self.outcomes[outcome.kind] += 1
-        self.last = outcome
-        if outcome.kind in ("delivered", "error-delivered") and outcome.seconds > 0:
-            self.durations.append(round(outcome.seconds, 3))
 
 
 class Worker:
@@ -56,6 +48,7 @@ class Worker:
         inbox: Inbox,
         heartbeat: Heartbeat,
         log: ActivityLog,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.queue = queue
@@ -63,9 +56,11 @@ class Worker:
         self.inbox = inbox
         self.heartbeat = heartbeat
         self.log = log
+        self.clock = clock
         self.stop = threading.Event()
         self.idle = threading.Event()
         self.stats = Stats()
+        self.settle = Settle(queue, log, self.stats)
 
     def run(self) -> Stats:
         """Work until stopped; returns the outcome counts."""
@@ -73,9 +68,8 @@ class Worker:
         self.heartbeat.start()
         try:
             while not self.stop.is_set():
-                self.settle()
-                batch = self.receive()
-                self.inbox.add(batch)
+                self.settle_decided()
+                self.inbox.add(self.receive())
                 self.work_through()
             self.finish_last_receives()
         except Interrupted:
@@ -121,56 +115,80 @@ class Worker:
             message = self.inbox.take()
             if message is None:
                 return
-            self.process(message)
+            self.decided(self.process(message))
 
     def finish_last_receives(self) -> None:
         """Draining: answer the held messages on their last receive (handed back, SQS would
         dead-letter them unanswered); ``shutdown`` hands back the rest."""
-        last = self.config.max_receive_count
-        for message in self.inbox.take_waiting(keep=lambda m: not m.last_receive(last)):
-            self.process(message)
+        for message in self.inbox.take_waiting(keep=lambda m: not self.last_receive(m)):
+            self.decided(self.process(message))
 
-    def process(self, message: Message) -> None:
-        """Run one message through the pipeline and record its outcome."""
-        try:
-            outcome = self.pipeline.process(message)
-        except Exception as exc:  # one bad message must not end the worker
-            # Not deleted, so it comes back; after maxReceiveCount it is dead-lettered.
-            self.inbox.stop()
-            self.log.event(
-                "error",
-                message_id=message.message_id,
-                status="INTERNAL_ERROR",
-                detail=f"{type(exc).__name__}: {exc}",
-            )
-            _log.exception("unexpected error on message %s", message.message_id)
-            outcome = Outcome("retried", message.message_id, 0.0, code="INTERNAL_ERROR")
-        self.stats.record(outcome)
+    def process(self, message: Message) -> Outcome:
+        """Process ``message`` on a job thread; meanwhile hand back what waits too long."""
+        job = _JobThread(self.pipeline, message)
+        job.start()
+        while job.is_alive():
+            job.join(_TICK_S)
+            self.hand_back_held_too_long()
+        return job.outcome
 
-    def settle(self) -> None:
-        """Delete every answered message (one batch call per ten)."""
-        settled = self.inbox.take_settled()
-        if not settled:
+    def hand_back_held_too_long(self) -> None:
+        """Once the running job has held the batch for ``hold_s``, hand back the messages
+        waiting behind it (other instances take them) and settle what is decided."""
+        running = self.inbox.running()
+        if running is None or self.clock() - running.started < self.config.hold_s:
             return
-        try:
-            failed = self.queue.delete(settled)
-        except (BotoCoreError, ClientError) as exc:
-            # Not deleted means it comes back; its claim is done, so it is only re-sent.
-            self.log.event("error", status="DELETE_FAILED", detail=str(exc))
-            return
-        for message in settled:
-            if message not in failed:
-                self.log.event("deleted", message_id=message.message_id)
+        with self.inbox.changing:
+            waiting = self.inbox.take_waiting(keep=self.last_receive)
+            back = [released(m, "held behind a long job") for m in waiting]
+            self.settle(self.inbox.take_decided() + back)
+
+    def last_receive(self, message: Message) -> bool:
+        """Never hand back a message on its last receive: SQS would dead-letter it, unanswered,
+        the next time anyone received it. It is this worker's to answer."""
+        return message.last_receive(self.config.max_receive_count)
+
+    def decided(self, outcome: Outcome) -> None:
+        """Settle with the next batch; an outcome that needs no SQS call is recorded at once."""
+        if isinstance(outcome.action, Leave):
+            self.settle([outcome])
+        else:
+            self.inbox.decide(outcome)
+
+    def settle_decided(self) -> None:
+        """Settle every decided outcome (one batch call per ten messages and action)."""
+        with self.inbox.changing:
+            self.settle(self.inbox.take_decided())
 
     def shutdown(self) -> None:
-        """Delete what is answered, hand back what is unstarted, flush the log."""
-        self.settle()
-        waiting = self.inbox.take_waiting()
-        if waiting:
-            try:
-                self.queue.set_visibility(waiting, 0)
-            except (BotoCoreError, ClientError) as exc:
-                _log.warning("could not hand back %d messages: %s", len(waiting), exc)
-            for message in waiting:
-                self.log.event("released", message_id=message.message_id, detail="draining")
+        """Settle what is decided, hand back what is unstarted, log the counts."""
+        with self.inbox.changing:
+            back = [released(m, "draining") for m in self.inbox.take_waiting()]
+            self.settle(self.inbox.take_decided() + back)
         self.log.event("stopped", detail=f"outcomes {dict(self.stats.outcomes)}")
+
+
+class _JobThread(threading.Thread):
+    """Runs the pipeline on one message; an unexpected error becomes an outcome, not a crash."""
+
+    def __init__(self, pipeline: Pipeline, message: Message) -> None:
+        super().__init__(name=f"job-{message.message_id[:8]}", daemon=True)
+        self._pipeline = pipeline
+        self._message = message
+        self.outcome = _internal_error(message, "the job ended without an outcome")
+
+    def run(self) -> None:
+        try:
+            self.outcome = self._pipeline.process(self._message)
+        except Exception as exc:  # one bad message must not end the worker
+            self._pipeline.inbox.stop()
+            _log.exception("unexpected error on message %s", self._message.message_id)
+            self.outcome = _internal_error(self._message, f"{type(exc).__name__}: {exc}")
+
+
+def _internal_error(message: Message, detail: str) -> Outcome:
+    # Left alone, it comes back; after maxReceiveCount it is dead-lettered.
+    return Outcome(
+        "retried", message, LEAVE, event="error", status="INTERNAL_ERROR", detail=detail,
+        code="INTERNAL_ERROR",
+    )  # fmt: skip

@@ -1,14 +1,16 @@
-"""The queue adapter: receive, extend, release and delete request messages; send responses.
+"""The queue adapter: receive request messages, change their visibility, delete them; send
+responses.
 
-It translates SQS calls and nothing more. Deletes and visibility changes go in batches of ten,
-which is what keeps round trips per job low.
+It translates SQS calls and nothing more: what to delete or hand back is decided elsewhere, and
+only the settle step (``worker.consume.settle``) and the heartbeat call ``delete`` and
+``change_visibility``. Both go in batches of ten, which is what keeps round trips per job low.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -62,31 +64,38 @@ class RequestQueue:
             for m in reply.get("Messages", [])
         ]
 
-    def delete(self, messages: Sequence[Message]) -> list[Message]:
-        """Delete ``messages``; return those SQS refused (their handle expired)."""
-        failed: list[Message] = []
-        for chunk in _chunks(messages):
-            reply = self._sqs.delete_message_batch(
-                QueueUrl=self._request_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
-                ],
-            )
-            failed.extend(chunk[int(f["Id"])] for f in reply.get("Failed", []))
-        return failed
+    def delete(self, messages: Sequence[Message]) -> dict[Message, str]:
+        """Delete ``messages``; return those SQS did not delete, with why (never raises)."""
+        return self._batch(
+            "delete_message_batch",
+            [(m, {"ReceiptHandle": m.receipt_handle}) for m in messages],
+        )
 
-    def set_visibility(self, messages: Sequence[Message], seconds: int) -> list[Message]:
-        """Make ``messages`` invisible for ``seconds`` more (0 hands them back); return failures."""
-        failed: list[Message] = []
-        for chunk in _chunks(messages):
-            reply = self._sqs.change_message_visibility_batch(
-                QueueUrl=self._request_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
-                    for i, m in enumerate(chunk)
-                ],
-            )
-            failed.extend(chunk[int(f["Id"])] for f in reply.get("Failed", []))
+    def change_visibility(self, changes: Sequence[tuple[Message, int]]) -> dict[Message, str]:
+        """Make each message invisible for its ``seconds`` from now (0 hands it back); return
+        those SQS did not change, with why (never raises)."""
+        return self._batch(
+            "change_message_visibility_batch",
+            [(m, {"ReceiptHandle": m.receipt_handle, "VisibilityTimeout": s}) for m, s in changes],
+        )
+
+    def _batch(self, operation: str, entries: Sequence[tuple[Message, Any]]) -> dict[Message, str]:
+        # One call per ten; a call that fails as a whole fails each of its entries, not the rest.
+        call = getattr(self._sqs, operation)
+        failed: dict[Message, str] = {}
+        for start in range(0, len(entries), _BATCH):
+            chunk = entries[start : start + _BATCH]
+            try:
+                reply = call(
+                    QueueUrl=self._request_url,
+                    Entries=[{"Id": str(i), **entry} for i, (_, entry) in enumerate(chunk)],
+                )
+            except (BotoCoreError, ClientError) as exc:
+                failed.update((m, str(exc)) for m, _ in chunk)
+                continue
+            for item in reply.get("Failed", []):
+                why = f"{item.get('Code', 'error')}: {item.get('Message', '')}".rstrip(": ")
+                failed[chunk[int(item["Id"])][0]] = why
         return failed
 
     def send_response(self, body: bytes) -> str:
@@ -122,7 +131,3 @@ def depth(sqs: SQSClient, url: str) -> Depth:
         in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
         delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
     )
-
-
-def _chunks(messages: Sequence[Message]) -> list[Sequence[Message]]:
-    return [messages[i : i + _BATCH] for i in range(0, len(messages), _BATCH)]

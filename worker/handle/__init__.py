@@ -1,3 +1,3 @@
-"""Handling one job: parse and validate the request, run the service's binary, build and deliver
-the response. Nothing here decides a message's fate in SQS; it returns an outcome that
-``worker.consume`` settles."""
+"""Handling one job: validate the request once, claim it, run the service's binary, judge how it
+ended, build and deliver the response. Nothing here acts on the message in SQS: the pipeline
+returns an ``Outcome`` that decides it, and ``worker.consume`` settles it."""

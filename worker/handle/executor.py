@@ -1,7 +1,9 @@
 """Run a service's binary: argv only (never a shell), its own process group, bounded in time.
 
-The executor knows nothing of queues or AWS; the worker's heartbeat may ask it to stop early by
-setting ``cancel`` (when the claim was lost, running on is wasted work).
+It returns how the run ended as an ``Ending`` value (``worker.handle.ending``) and raises nothing
+to say so; ``ending.judge`` decides what that means. The executor knows nothing of queues or
+AWS; the worker's heartbeat may ask it to stop early by setting ``cancel`` (when the claim was
+lost, running on is wasted work).
 """
 
 from __future__ import annotations
@@ -13,23 +15,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from worker.errors import BinaryCrashed, ExecutionError, ExecutionTimeout
+from worker.handle.ending import Cancelled, Ending, Exited, NotStarted, Signalled, TimedOut
 
 _POLL_S = 0.05
 _GRACE_S = 2.0
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """A finished run: exit status, bounded output, wall time."""
-
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-    seconds: float
 
 
 def run(
@@ -40,8 +32,8 @@ def run(
     max_output_bytes: int,
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
-) -> RunResult:
-    """Run ``argv`` to completion; raise ``ExecutionTimeout`` or ``ExecutionError`` on failure."""
+) -> Ending:
+    """Run ``argv`` until it ends, is cancelled or times out; say which."""
     started = time.monotonic()
     out_path, err_path = cwd / ".stdout", cwd / ".stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -56,24 +48,23 @@ def run(
                 start_new_session=True,  # its own process group: a timeout kills all of it
             )
         except OSError as exc:
-            raise ExecutionError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+            return NotStarted(f"cannot start {argv[0]!r}: {exc.strerror}")
         code = _wait(child, started + timeout_s, cancel)
     seconds = time.monotonic() - started
-    stdout, stderr = _head(out_path, max_output_bytes), _head(err_path, max_output_bytes)
-    if code is None:
-        raise ExecutionTimeout(f"binary ran past its limit of {timeout_s:g} seconds and was killed")
+    if code == "cancelled":
+        return Cancelled(seconds)
+    if code == "timed out":
+        return TimedOut(timeout_s, seconds)
     if code < 0:
-        raise BinaryCrashed(f"binary was killed by signal {signal.Signals(-code).name}")
-    if code != 0:
-        detail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise ExecutionError(f"binary exited with status {code}: {detail[0][:300]}")
-    return RunResult(returncode=code, stdout=stdout, stderr=stderr, seconds=seconds)
+        return Signalled(signal.Signals(-code).name, seconds)
+    stdout, stderr = _head(out_path, max_output_bytes), _head(err_path, max_output_bytes)
+    return Exited(code, stdout, stderr, seconds)
 
 
 def _wait(
     child: subprocess.Popen[bytes], deadline: float, cancel: threading.Event | None
-) -> int | None:
-    """Wait for ``child``; kill its group at the deadline or on cancel and return None then.
+) -> int | Literal["cancelled", "timed out"]:
+    """Wait for ``child``; kill its group on cancel or at the deadline and say which then.
 
     A pidfd becomes readable the instant the child exits, so a fast binary costs no polling
     delay, while the cancel flag is still looked at every ``_POLL_S``.
@@ -84,9 +75,13 @@ def _wait(
         poller.register(pidfd, select.POLLIN)
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or (cancel is not None and cancel.is_set()):
+            # Cancel first: a lost claim makes the run moot, whatever its clock says.
+            if cancel is not None and cancel.is_set():
                 _kill_group(child)
-                return None
+                return "cancelled"
+            if remaining <= 0:
+                _kill_group(child)
+                return "timed out"
             if poller.poll(max(1, int(min(_POLL_S, remaining) * 1000))):
                 return child.wait()
     finally:

@@ -1,44 +1,35 @@
-"""The run step: fetch the input, run the service's binary, store a result file, answer.
+"""The run step: fetch the input, run the service's binary, judge its ending, store a result.
 
-Everything here works in one scratch directory per job, removed afterwards. The binary gets a
-minimal environment: no AWS credentials and nothing else of the worker's leaks into it.
+It takes a validated ``Job`` (``worker.handle.validate``) and checks nothing again. Everything
+here works in one scratch directory per job, removed afterwards. The binary gets a minimal
+environment: no AWS credentials and nothing else of the worker's leaks into it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
-import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.config import WorkerConfig
-from worker.errors import (
-    ClaimLost,
-    ExecutionError,
-    ExecutionTimeout,
-    FetchError,
-    InputTooLarge,
-    MissingInput,
-)
+from worker.errors import ExecutionError, FetchError, InputTooLarge
 from worker.handle import executor
-from worker.handle.request import InputSpec, Request
+from worker.handle.ending import Failed, Fenced, Retry, Succeeded, judge
+from worker.handle.request import InputSpec
 from worker.handle.response import OutputFile, Response, decode_output, success
-from worker.handle.services import Service
+from worker.handle.validate import Job
 from worker.net.http import SafeHttp
-from worker.net.urls import check_url
 from worker.state.layout import result_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
 _CHUNK = 1 << 20
 _BINARY_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 
@@ -52,68 +43,63 @@ class JobContext:
     s3: S3Client
 
 
+@dataclass(frozen=True)
+class Answer:
+    """Answer the request with ``response``; ``dead_letter``: and keep it for the DLQ too."""
+
+    response: Response
+    dead_letter: bool = False
+
+
 def run_job(
-    ctx: JobContext,
-    request: Request,
-    service: Service,
-    message_id: str,
-    key: str,
-    cancel: threading.Event,
-) -> Response:
-    """Run ``request`` and return its success response; raise a ``RequestError`` on failure."""
-    scratch = ctx.config.work_dir / "jobs" / key
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    ctx: JobContext, job: Job, receive_count: int, cancel: threading.Event
+) -> Answer | Failed | Retry | Fenced:
+    """Fetch, run and judge ``job``; a success comes back as ``Answer`` with its response.
+
+    Trusts ``job`` as validated. Failures to fetch or store (``RequestError``) propagate: the
+    caller answers them with an error response.
+    """
+    shutil.rmtree(job.scratch, ignore_errors=True)
+    job.scratch.mkdir(parents=True)
     try:
-        input_path = _fetch(ctx, request.input, scratch) if service.needs_input else None
-        output_path = scratch / f"result{service.output_suffix}"
-        argv = service.argv(
-            request.parameters,
-            python=sys.executable,
-            input_path=str(input_path or ""),
-            output_path=str(output_path),
-            speed=ctx.config.speed,
+        if job.fetch is not None and job.input_path is not None:
+            _fetch(ctx, job.fetch, job.input_path)
+        ending = executor.run(
+            list(job.argv),
+            cwd=job.scratch,
+            timeout_s=min(job.service.timeout_s, ctx.config.limits.default_run_timeout_s),
+            max_output_bytes=ctx.config.limits.max_output_bytes,
+            env=_BINARY_ENV | {"HOME": str(job.scratch)},
+            cancel=cancel,
         )
-        try:
-            result = executor.run(
-                argv,
-                cwd=scratch,
-                timeout_s=min(service.timeout_s, ctx.config.limits.default_run_timeout_s),
-                max_output_bytes=ctx.config.limits.max_output_bytes,
-                env=_BINARY_ENV | {"HOME": str(scratch)},
-                cancel=cancel,
+        verdict = judge(ending, receive_count, ctx.config.max_receive_count)
+        if not isinstance(verdict, Succeeded):
+            return verdict
+        ran, service = verdict.ran, job.service
+        stream = ran.stderr if service.output == "stderr" else ran.stdout
+        files = (_store(ctx, job.output_path, job.key),) if service.output == "file" else ()
+        return Answer(
+            success(
+                message_id=job.message_id,
+                service=service.name,
+                request_id=job.request.request_id,
+                raw_output=decode_output(stream, ctx.config.limits.max_output_bytes),
+                seconds=ran.seconds,
+                files=files,
             )
-        except ExecutionTimeout:
-            if cancel.is_set():
-                raise ClaimLost("claim lost while the binary ran; run abandoned") from None
-            raise
-        stream = result.stderr if service.output == "stderr" else result.stdout
-        files = (_store(ctx, output_path, key),) if service.output == "file" else ()
-        return success(
-            message_id=message_id,
-            service=service.name,
-            request_id=request.request_id,
-            raw_output=decode_output(stream, ctx.config.limits.max_output_bytes),
-            seconds=result.seconds,
-            files=files,
         )
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(job.scratch, ignore_errors=True)
 
 
-def _fetch(ctx: JobContext, spec: InputSpec | None, scratch: Path) -> Path:
-    if spec is None:
-        raise MissingInput("this service needs an <input>")
-    suffix = _SUFFIX.fullmatch(PurePosixPath(urlsplit(spec.url).path).suffix)
-    dest = scratch / f"input{suffix.group(0) if suffix else ''}"
+def _fetch(ctx: JobContext, spec: InputSpec, dest: Path) -> None:
     limits = ctx.config.limits
     if spec.type == "s3":
-        check_url(spec.url, ctx.config.url_policy)  # bucket and key well-formed
         _download_s3(ctx.s3, spec.url, dest, limits.max_input_bytes)
-        return dest
-    # download() checks the URL (and every redirect) itself; a host that does not resolve
-    # is an unavailable input there, not a refused one.
+        return
     auth = (spec.credentials.username, spec.credentials.password) if spec.credentials else None
+    # Validation checked this URL; download() checks it (and each redirect) again as it connects:
+    # defence in depth on DNS answers that may have changed since, not a second validation.
     ctx.http.download(
         spec.url,
         dest,
@@ -121,7 +107,6 @@ def _fetch(ctx: JobContext, spec: InputSpec | None, scratch: Path) -> Path:
         max_bytes=limits.max_input_bytes,
         timeout_s=limits.fetch_timeout_s,
     )
-    return dest
 
 
 def _download_s3(s3: S3Client, url: str, dest: Path, max_bytes: int) -> None:

@@ -1,4 +1,8 @@
-"""One message, start to end: parse → claim → run → deliver → settle, ending in one ``Outcome``.
+"""One message, start to end: validate → claim → run → fence → deliver, deciding one ``Outcome``.
+
+The pipeline decides and does no SQS I/O on the request message: its ``Outcome`` says what must
+happen to the message (delete, retry after N seconds, hand back now, leave it for the redrive
+policy), and the settle step (``worker.consume.settle``) does it and records it.
 
 Why this order: the claim comes before the run so a duplicate never runs twice; the response is
 recorded in the claim (a conditional write: the fence) before it is delivered, so a worker that
@@ -16,34 +20,46 @@ from dataclasses import dataclass
 
 from worker.config import WorkerConfig
 from worker.consume.inbox import Inbox
-from worker.consume.outcome import Kind, Outcome
-from worker.consume.queue import Message, RequestQueue
-from worker.errors import (
-    BinaryCrashed,
-    ClaimBusy,
-    ClaimLost,
-    DeliveryError,
-    InvalidRequest,
-    MissingInput,
-    RequestError,
-    UrlRejected,
+from worker.consume.outcome import (
+    DELETE,
+    HAND_BACK,
+    LEAVE,
+    Action,
+    Kind,
+    Outcome,
+    RetryAfter,
 )
+from worker.consume.queue import Message
+from worker.errors import ClaimBusy, ClaimLost, DeliveryError, RequestError
 from worker.handle.deliver import Deliverer
-from worker.handle.job import JobContext, run_job
-from worker.handle.request import (
-    QUEUE_OUTPUT,
-    Envelope,
-    OutputSpec,
-    Request,
-    parse_request,
-    salvage_envelope,
-)
-from worker.handle.response import Response, error
-from worker.handle.services import Registry, Service
-from worker.net.urls import check_url
+from worker.handle.ending import Failed, Fenced, Retry
+from worker.handle.job import Answer, JobContext, run_job
+from worker.handle.request import OutputSpec
+from worker.handle.response import error
+from worker.handle.services import Registry
+from worker.handle.validate import Job, Rejected, validate
 from worker.state.activity import ActivityLog, EventName
-from worker.state.claims import AlreadyDone, Claims, claim_key
+from worker.state.claims import AlreadyDone, Claims
 from worker.state.lease import Lease
+
+_MAX_VISIBILITY_S = 43_200  # SQS's limit on a visibility timeout
+
+
+@dataclass(frozen=True)
+class _About:
+    """The message and the request ids every line and outcome of it carries."""
+
+    message: Message
+    service: str | None
+    request_id: str | None
+    started: float
+
+    def ids(self) -> dict[str, str | None]:
+        return {
+            "message_id": self.message.message_id,
+            "request_id": self.request_id,
+            "service": self.service,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,7 +67,6 @@ class Pipeline:
     """Everything one message needs; built once per worker."""
 
     config: WorkerConfig
-    queue: RequestQueue
     claims: Claims
     deliverer: Deliverer
     registry: Registry
@@ -66,213 +81,149 @@ class Pipeline:
         self.log.event(
             "received", message_id=message.message_id, detail=f"receive #{message.receive_count}"
         )
-        try:
-            request, service = self.parse(message)
-        except RequestError as exc:
-            envelope = salvage_envelope(message.body, self.config.limits.max_request_bytes)
-            return self.reject(message, exc, envelope, started)
-        return self.claim_and_run(message, request, service, started)
+        checked = validate(message.body, message.message_id, self.config, self.registry)
+        if isinstance(checked, Rejected):
+            return self.reject(message, checked, started)
+        return self.claim_and_run(message, checked, started)
 
-    def parse(self, message: Message) -> tuple[Request, Service]:
-        """Validate the body, the service, its parameters and the callback URL."""
-        request = parse_request(message.body, self.config.limits.max_request_bytes)
-        service = self.registry.get(request.service)
-        service.check(request.parameters)
-        if service.needs_input and request.input is None:
-            raise MissingInput(f"service {service.name!r} needs an <input>")
-        if request.input is not None:
-            scheme = request.input.url.split(":", 1)[0].lower()
-            expected = ("s3",) if request.input.type == "s3" else ("http", "https")
-            if scheme not in expected:
-                raise InvalidRequest(
-                    f'<input type="{request.input.type}"> needs a {expected[0]} URL'
-                )
-        if request.output.url is not None:
-            check_url(request.output.url, self.config.url_policy)
-        return request, service
+    def reject(self, message: Message, rejected: Rejected, started: float) -> Outcome:
+        """Answer a request that failed validation with an error response."""
+        about = _About(message, rejected.service, rejected.request_id, started)
+        exc = rejected.error
+        self.log.event("error", status=exc.code, detail=str(exc), **about.ids())
+        response = error(
+            message.message_id, exc.code, str(exc), rejected.service, rejected.request_id
+        )
+        return self.deliver(about, rejected.output, response.to_xml(), "error-delivered")
 
-    def claim_and_run(
-        self, message: Message, request: Request, service: Service, started: float
-    ) -> Outcome:
+    def claim_and_run(self, message: Message, job: Job, started: float) -> Outcome:
         """Claim the request, then run it (or re-send its stored response)."""
-        key = claim_key(message.message_id, request.request_id)
-        ids = {
-            "message_id": message.message_id,
-            "request_id": request.request_id,
-            "service": service.name,
-        }
+        about = _About(message, job.service.name, job.request.request_id, started)
         try:
             got = self.claims.acquire(
-                key, message.message_id, self.wall(), self.config.visibility_timeout_s
+                job.key, message.message_id, self.wall(), self.config.visibility_timeout_s
             )
         except ClaimBusy as exc:
-            return self.busy(message, request, exc, ids, started)
+            return self.busy(about, exc)
         if isinstance(got, AlreadyDone):
-            self.log.event("duplicate", detail=f"finished before by {got.claim.owner}", **ids)
+            self.log.event(
+                "duplicate", detail=f"finished before by {got.claim.owner}", **about.ids()
+            )
             body = (got.claim.response or "").encode()
-            return self.deliver(message, request.output, body, request, started, "redelivered")
-        self.log.event(
-            "claimed",
-            detail=f"token {got.claim.token}{' (takeover)' if got.takeover else ''}",
-            **ids,
-        )
+            return self.deliver(about, job.request.output, body, "redelivered")
+        takeover = " (takeover)" if got.takeover else ""
+        self.log.event("claimed", detail=f"token {got.claim.token}{takeover}", **about.ids())
         lease = Lease(self.claims, got.claim)
         self.inbox.start(message, lease)
         try:
-            response = self.run(message, request, service, key, lease.lost)
-        except ClaimLost as exc:
-            self.log.event("fenced", status="lost", detail=str(exc), **ids)
-            return self._outcome("fenced", message, request, started, code=exc.code)
-        except BinaryCrashed as exc:
-            # Back once this claim's lease has run out, so the next receiver takes it over.
-            delay = self.config.visibility_timeout_s + 1
-            self.queue.set_visibility([message], delay)
-            self.log.event("retry", status=exc.code, detail=f"{exc}; back in {delay}s", **ids)
-            return self._outcome("retried", message, request, started, code=exc.code)
+            verdict = self.run(about, job, lease.lost)
         finally:
             self.inbox.stop()
-        body = response.to_xml()
+        if isinstance(verdict, Retry):
+            # Back once this claim's lease has run out, so the next receiver takes it over.
+            delay = self.config.visibility_timeout_s + 1
+            detail = f"{verdict.message}; back in {delay}s"
+            return _outcome(
+                about, "retried", RetryAfter(delay), "retry", verdict.code, detail, verdict.code
+            )
+        if isinstance(verdict, Fenced):
+            return _fenced(about, verdict.message)
+        body = verdict.response.to_xml()
         try:
             lease.finish(body.decode())
         except ClaimLost as exc:
-            self.log.event("fenced", status="lost", detail=str(exc), **ids)
-            return self._outcome("fenced", message, request, started, code=exc.code)
-        kind: Kind = "delivered" if response.status == "success" else "error-delivered"
-        if response.code == BinaryCrashed.code:
+            return _fenced(about, str(exc))
+        kind: Kind = "delivered" if verdict.response.status == "success" else "error-delivered"
+        if verdict.dead_letter:
             kind = "dead-lettered"  # a poison request: answered, and kept in the DLQ for a look
-        return self.deliver(message, request.output, body, request, started, kind)
+        return self.deliver(about, job.request.output, body, kind)
 
-    def busy(
-        self,
-        message: Message,
-        request: Request,
-        exc: ClaimBusy,
-        ids: dict[str, str | None],
-        started: float,
-    ) -> Outcome:
-        """Another worker holds the claim: back on the queue until its lease would end."""
-        delay = min(43_200, max(1, math.ceil(exc.retry_after) + 1))
-        self.queue.set_visibility([message], delay)
-        if message.last_receive(self.config.max_receive_count):
-            # A copy that waited out its receives behind a long job: its next receive moves it
-            # to the dead-letter queue, and every dead letter must say why. The holder answers.
-            detail = f"{exc} on its last receive; the holder answers"
-            self.log.event("dead-letter", status=exc.code, detail=detail, **ids)
-            return self._outcome("dead-lettered", message, request, started, code=exc.code)
-        self.log.event("busy", status="retry", detail=f"{exc}; back in {delay}s", **ids)
-        return self._outcome("retried", message, request, started, code=exc.code)
-
-    def run(
-        self,
-        message: Message,
-        request: Request,
-        service: Service,
-        key: str,
-        cancel: threading.Event,
-    ) -> Response:
+    def run(self, about: _About, job: Job, cancel: threading.Event) -> Answer | Retry | Fenced:
         """Run the job; a failure a request can cause becomes an error response."""
-        ids = {
-            "message_id": message.message_id,
-            "request_id": request.request_id,
-            "service": service.name,
-        }
         began = time.monotonic()
         try:
-            response = run_job(self.job, request, service, message.message_id, key, cancel)
-        except ClaimLost:
-            raise
-        except BinaryCrashed as exc:
-            if not message.last_receive(self.config.max_receive_count):
-                raise
+            verdict = run_job(self.job, job, about.message.receive_count, cancel)
+        except RequestError as exc:  # the input could not be fetched, the result not stored
+            verdict = Failed(exc.code, str(exc))
+        if isinstance(verdict, Retry | Fenced):
+            return verdict
+        took = time.monotonic() - began
+        if isinstance(verdict, Failed):
             self.log.event(
-                "error", status=exc.code, seconds=time.monotonic() - began, detail=str(exc), **ids
+                "error", status=verdict.code, seconds=took, detail=verdict.message, **about.ids()
             )
-            detail = f"{exc} on each of {message.receive_count} receives"
-            return error(message.message_id, exc.code, detail, service.name, request.request_id)
-        except RequestError as exc:
-            self.log.event(
-                "error", status=exc.code, seconds=time.monotonic() - began, detail=str(exc), **ids
+            response = error(
+                about.message.message_id,
+                verdict.code,
+                verdict.message,
+                job.service.name,
+                job.request.request_id,
             )
-            return error(message.message_id, exc.code, str(exc), service.name, request.request_id)
-        self.log.event("ran", seconds=time.monotonic() - began, **ids)
-        return response
+            return Answer(response, dead_letter=verdict.dead_letter)
+        self.log.event("ran", seconds=took, **about.ids())
+        return verdict
 
-    def reject(
-        self, message: Message, exc: RequestError, envelope: Envelope, started: float
-    ) -> Outcome:
-        """Answer a request that failed validation with an error response."""
-        output = self._safe_output(envelope.output, exc)
-        self.log.event(
-            "error",
-            message_id=message.message_id,
-            request_id=envelope.request_id,
-            service=envelope.service,
-            status=exc.code,
-            detail=str(exc),
-        )
-        response = error(
-            message.message_id, exc.code, str(exc), envelope.service, envelope.request_id
-        )
-        request = Request(
-            service=envelope.service or "", output=output, request_id=envelope.request_id
-        )
-        return self.deliver(message, output, response.to_xml(), request, started, "error-delivered")
+    def busy(self, about: _About, exc: ClaimBusy) -> Outcome:
+        """Another worker holds the claim: back on the queue once its lease would end."""
+        delay = min(_MAX_VISIBILITY_S, max(1, math.ceil(exc.retry_after) + 1))
+        if about.message.last_receive(self.config.max_receive_count):
+            # A copy that waited out its receives behind a long job (found by `lab chaos
+            # explore`): its next receive moves it to the dead-letter queue, and every dead
+            # letter must say why. The holder answers the request.
+            detail = f"{exc} on its last receive; the holder answers"
+            return _outcome(about, "dead-lettered", RetryAfter(delay), "dead-letter",
+                            exc.code, detail, exc.code)  # fmt: skip
+        return _outcome(
+            about, "retried", RetryAfter(delay), "busy", "retry", f"{exc}; back in {delay}s",
+            code=exc.code,
+        )  # fmt: skip
 
-    def _safe_output(self, output: OutputSpec, exc: RequestError) -> OutputSpec:
-        """The callback of a rejected request, if its URL passes the policy; else the queue."""
-        if isinstance(exc, UrlRejected) or output.url is None:
-            return QUEUE_OUTPUT  # a refused callback URL is never contacted
+    def deliver(self, about: _About, output: OutputSpec, body: bytes, kind: Kind) -> Outcome:
+        """Deliver; then decide: delete it, or (a poison) hand it back for the DLQ; on failure
+        leave it to come back (on its last receive, for the redrive policy to dead-letter)."""
         try:
-            check_url(output.url, self.config.url_policy)
-        except UrlRejected:
-            return QUEUE_OUTPUT
-        return output
-
-    def deliver(
-        self,
-        message: Message,
-        output: OutputSpec,
-        body: bytes,
-        request: Request,
-        started: float,
-        kind: Kind,
-    ) -> Outcome:
-        """Deliver, then settle (delete with the next batch); on failure leave it to come back."""
-        ids = {
-            "message_id": message.message_id,
-            "request_id": request.request_id,
-            "service": request.service or None,
-        }
-        try:
-            done = self.deliverer.deliver(output, body, message.message_id)
+            done = self.deliverer.deliver(output, body, about.message.message_id)
         except DeliveryError as exc:
-            last = message.last_receive(self.config.max_receive_count)
-            event: EventName = "dead-letter" if last else "retry"
-            self.log.event(event, status=exc.code, detail=str(exc), **ids)
-            return self._outcome(
-                "dead-lettered" if last else "retried", message, request, started, code=exc.code
-            )
-        self.log.event("delivered", detail=f"{done.target}, {done.attempts} attempt(s)", **ids)
-        if kind == "dead-lettered":
-            self.queue.set_visibility([message], 0)  # its next receive moves it to the DLQ
-            self.log.event("dead-letter", detail="answered; left for the dead-letter queue", **ids)
-        else:
-            self.inbox.settle(message)
-        return self._outcome(kind, message, request, started)
-
-    def _outcome(
-        self,
-        kind: Kind,
-        message: Message,
-        request: Request,
-        started: float,
-        code: str | None = None,
-    ) -> Outcome:
-        return Outcome(
-            kind=kind,
-            message_id=message.message_id,
-            seconds=time.monotonic() - started,
-            service=request.service or None,
-            request_id=request.request_id,
-            code=code,
+            if about.message.last_receive(self.config.max_receive_count):
+                return _outcome(
+                    about, "dead-lettered", LEAVE, "dead-letter", exc.code, str(exc), exc.code
+                )
+            return _outcome(about, "retried", LEAVE, "retry", exc.code, str(exc), exc.code)
+        self.log.event(
+            "delivered", detail=f"{done.target}, {done.attempts} attempt(s)", **about.ids()
         )
+        if kind == "dead-lettered":
+            # Visible now: its next receive is past maxReceiveCount, so SQS moves it to the DLQ.
+            detail = "answered; left for the dead-letter queue"
+            return _outcome(about, kind, HAND_BACK, "dead-letter", detail=detail, response=body)
+        return _outcome(about, kind, DELETE, response=body)
+
+
+def _fenced(about: _About, detail: str) -> Outcome:
+    # Left alone: the worker that took the claim over answers and deletes it.
+    return _outcome(about, "fenced", LEAVE, "fenced", "lost", detail, ClaimLost.code)
+
+
+def _outcome(
+    about: _About,
+    kind: Kind,
+    action: Action,
+    event: EventName = "deleted",
+    status: str = "ok",
+    detail: str = "",
+    code: str | None = None,
+    response: bytes | None = None,
+) -> Outcome:
+    return Outcome(
+        kind=kind,
+        message=about.message,
+        action=action,
+        seconds=time.monotonic() - about.started,
+        event=event,
+        status=status,
+        detail=detail,
+        service=about.service or None,
+        request_id=about.request_id,
+        code=code,
+        response=response,
+    )

@@ -26,7 +26,7 @@ from worker.state.store import JsonStore
 
 if TYPE_CHECKING:
     from worker.consume.inbox import Inbox
-    from worker.consume.loop import Stats
+    from worker.consume.outcome import Stats
 
 _log = logging.getLogger(__name__)
 _TICK_S = 0.25

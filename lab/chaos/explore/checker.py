@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.chaos.evidence import Evidence, Line
+from lab.chaos.evidence import Evidence
+from lab.client.activity import Line
 from worker.state.activity import EventName
 from worker.state.claims import claim_key
 from worker.state.layout import claim_path
@@ -145,7 +146,9 @@ def _runs(activity: Sequence[Line]) -> dict[str, list[tuple[float, float]]]:
     runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for line in activity:
         if line.event == "ran":
-            runs[line.request_id].append((line.at - (line.seconds or 0.0), line.at))
+            end = line.at_ms / 1000
+            took = 0.0 if line.seconds == "-" else float(line.seconds)
+            runs[line.request_id].append((end - took, end))
     return runs
 
 
