@@ -18,7 +18,7 @@ help:
 	@echo "                 emulator-bound test on moto and on LocalStack"
 	@echo "                 (EMULATOR=local or EMULATOR=localstack: on that one only)"
 	@echo "make check       the same as make test"
-	@echo "make bench       pipeline benchmark beside the Celery peer, planner table (JSON lines)"
+	@echo "make bench       pipeline benchmark beside the Celery peer, planner table, lab twin (JSON lines)"
 	@echo "make soak        lab chaos explore: 1,000 requests and about 60 faults, on each emulator"
 
 deps:
@@ -76,6 +76,7 @@ check: test
 bench: deps venv
 	$(BIN)/python bench/pipeline.py --n 500 --reps 3
 	$(BIN)/python bench/plan.py --seeds 3
+	$(BIN)/python bench/twin.py
 
 # The explorer at scale, on a clean lab per emulator: 1,000 requests over about 5 minutes with
 # faults at 12 a minute (seed 1); each report goes to soak-<env>.json, the wall time beside it.

@@ -3,8 +3,9 @@
 
 Run: ``.venv/bin/python bench/pipeline.py [--n 500] [--reps 3] [--skip-peer]``
 
-It mirrors the peer's method (/work/shared/peers/celery_sqs): its own moto_server and callback
-receiver on free 127.0.0.1 ports, fresh queues and bucket for every measurement, and per rep:
+It mirrors the peer's method (../shared/peers/celery_sqs, from the repo root): its own moto_server
+and callback receiver on free 127.0.0.1 ports, fresh queues and bucket for every measurement, and
+per rep:
 
 * live:  2 idle workers, one synchronous producer sends N noop requests, one ``send_message``
   each; throughput = N / (last callback - first send); latency = callback - send, p50/p95.
@@ -52,7 +53,7 @@ from worker.state.layout import status_key
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-PEER_RUN = Path("/work/shared/peers/celery_sqs/run.sh")
+PEER_RUN = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "celery_sqs" / "run.sh"
 PEER_KEY = "prefork/tuned"
 _NODELAY_RECEIVER = (
     "import sys, lab.receiver as r; r.Handler.disable_nagle_algorithm = True; "

@@ -1,6 +1,27 @@
-"""A clean lab for one scenario: its own folder, ports, emulator, receiver, hypervisor and fleet;
-real requests in, faults injected through the hypervisor, queue and HTTP primitives, and the
-timeline of what was done when."""
+"""A clean lab for one scenario: its own folder, ports, resources, receiver, hypervisor and
+fleet, on an emulator of its own or one shared with the other labs of a run; real requests in,
+faults injected through the hypervisor, queue and HTTP primitives, and the timeline of what was
+done when.
+
+How a scenario (or an explorer) uses it:
+
+- **get a lab**: ``ChaosLab(base, name, seed, setup, shared)`` then ``up()`` — a clean lab under
+  ``<base home>/chaos/<name>`` on free ports, its queues, bucket and log group named for it,
+  ``setup.instances`` instances idle. ``shared`` (``runner.shared_for``) carries what the labs of
+  one run share: a bundle built once, and an emulator started once (a lab gets a fresh set of
+  resources on it; ``setup.own_emulator`` asks for an emulator of its own). Without it ``up``
+  starts an emulator and builds a bundle. The bodies share the base lab's venv cache, so a
+  release is installed once per machine, not once per body. ``down()`` stops what the lab
+  started and frees its disk (logs, consoles and the timeline stay).
+- **submit**: ``video(seconds)`` makes an input, ``submit(request_id, url, callback, copies)``
+  sends it; ``sent`` records what was sent when.
+- **inject**: ``fault("crash"|"freeze"|"thaw", instance_id)`` on a body, ``receiver(...)`` on
+  the callback endpoint; ``mark(text)`` puts anything else on the timeline.
+- **watch**: ``wait(check, timeout_s, what)`` polls (reading the response queue and sampling the
+  fleet meanwhile); ``answered``, ``dead_letters``, ``live``, ``idle``, ``status``.
+- **collect evidence**: ``gather()`` completes ``evidence`` from every source the workers do not
+  control; ``base_rules(evidence, sent)`` checks DESIGN.md's rules on it.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +49,7 @@ from lab.chaos.evidence import (
 )
 from lab.chaos.report import Check
 from lab.client.submit import Auth, JobSpec, build_xml, send
+from lab.deploy.bundle import Bundle
 from lab.ec2 import faults, instances
 from lab.ec2.bodies import reap
 from lab.errors import LabError
@@ -68,20 +90,48 @@ class Setup:
     visibility_timeout_s: int = 6
     max_receive_count: int = 3
     worker_env: Mapping[str, str] = field(default_factory=dict)
+    own_emulator: bool = False  # True for a scenario that stops or empties the emulator
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What the labs of one run share: a bundle built once (published into each lab's own
+    bucket), and the port of an emulator started once (each lab makes its own resources on
+    it). Empty: every lab starts its own emulator and builds its own bundle."""
+
+    built: Bundle | None = None
+    emulator_port: int | None = None
 
 
 class ChaosLab:
     """One scenario's lab, from ``up`` to ``down``."""
 
-    def __init__(self, base: LabSettings, name: str, seed: int, setup: Setup) -> None:
+    def __init__(
+        self,
+        base: LabSettings,
+        name: str,
+        seed: int,
+        setup: Setup,
+        shared: Shared | None = None,
+    ) -> None:
         self.name = name
         self.rng = random.Random(f"{seed}:{name}")  # noqa: S311 (timings, not secrets); same seed, same choices and timings
         self.setup = setup
+        self.built = shared.built if shared else None
+        port = None if setup.own_emulator or shared is None else shared.emulator_port
+        self.own_emulator = port is None
         self.settings = replace(
             base,
             home=base.home / "chaos" / name,
-            emulator_port=procs.free_port(),
+            shared=base.shared or base.home,
+            emulator_port=procs.free_port() if port is None else port,
             receiver_port=procs.free_port(),
+            # Named for the scenario: on a shared emulator, nothing of an earlier lab's shows.
+            request_queue=f"{base.request_queue}-{name}",
+            response_queue=f"{base.response_queue}-{name}",
+            dead_letter_queue=f"{base.dead_letter_queue}-{name}",
+            bucket=f"{base.bucket}-{name}",
+            log_group=f"{base.log_group}/{name}",
             visibility_timeout_s=setup.visibility_timeout_s,
             max_receive_count=setup.max_receive_count,
             instance_env=FAST_WORKER | dict(setup.worker_env),
@@ -125,14 +175,19 @@ class ChaosLab:
         if procs.running(self.settings.pids):
             stack.down(self.settings, grace_s=10)
         shutil.rmtree(home, ignore_errors=True)
-        self._env = stack.up(self.settings, 0, self.setup.instances, "process", self.setup.bounds)
-        self.mark(f"lab up: {self.setup.instances} instance(s) on {self.settings.env}")
+        setup = self.setup
+        self._env = stack.up(self.settings, 0, setup.instances, "process", setup.bounds,
+                             built=self.built, own_emulator=self.own_emulator)  # fmt: skip
+        where = "its own" if self.own_emulator else "a shared"
+        self.mark(f"lab up: {setup.instances} instance(s) on {where} {self.settings.env} emulator")
         self.wait(lambda: len(self.idle()) >= self.setup.instances, 90, "instances idle")
 
     def down(self) -> None:
-        """Stop everything this scenario started (its folder stays, for its logs)."""
+        """Stop everything this scenario started (not a shared emulator) and free its disk: its
+        folder keeps the logs, the bodies' consoles and activity logs, nothing else of size."""
         stack.down(self.settings, grace_s=20)
         reap()  # bodies a rollout restarted are this process's children
+        shutil.rmtree(self.settings.home / "bundles", ignore_errors=True)  # bad-bundle's build
 
     # ------------------------------------------------------------------------------- timeline
 

@@ -437,7 +437,12 @@ SCENARIOS = [
         demand_spike,
         spike_figures,
     ),
-    Scenario("emulator-restart", emulator_restart.__doc__ or "", Setup(), emulator_restart),
+    Scenario(
+        "emulator-restart",
+        emulator_restart.__doc__ or "",
+        Setup(own_emulator=True),
+        emulator_restart,
+    ),
 ]
 
 

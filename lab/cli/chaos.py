@@ -60,7 +60,7 @@ def run(
         chosen = named(name)
         plain = (lambda _: None) if as_json else typer.echo
         with progress.working(f"chaos {name}", plain=plain, quiet=as_json) as say:
-            reports = [runner.run(config, scenario, seed, say) for scenario in chosen]
+            reports = runner.run_all(config, chosen, seed, say)
     found = {"env": config.env, "seed": seed, "scenarios": [r.as_dict() for r in reports]}
     keep(config.home, found)
     if as_json:

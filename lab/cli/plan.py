@@ -10,7 +10,7 @@ import typer
 from lab.cli import progress, tables
 from lab.cli.common import emit_json, errors_to_exit
 from lab.planner.plan import Plan, PlanSpec, make_plan, parse_policies
-from lab.planner.table import header, render, rows
+from lab.planner.table import footer, header, render, rows
 
 
 def plan(
@@ -22,7 +22,10 @@ def plan(
     slo_p95: Annotated[float, typer.Option(help="Latency target, p95 seconds.")] = 900,
     boot_seconds: Annotated[float, typer.Option(help="Launch to a polling worker.")] = 120,
     policy: Annotated[
-        str, typer.Option(help="fleetlab, static, target-tracking, keda, a comma list, or all.")
+        str,
+        typer.Option(
+            help="fleetlab, static, target-tracking[-tuned], keda[-tuned], a comma list, or all."
+        ),
     ] = "all",
     seed: Annotated[int, typer.Option(help="Seed of arrivals, durations and crashes.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -46,7 +49,13 @@ def plan(
     visibility_seconds: Annotated[
         float, typer.Option(help="SQS visibility timeout: a crashed job's return.")
     ] = 300,
-    job_dist: Annotated[str, typer.Option(help="fixed or exponential job times.")] = "fixed",
+    job_dist: Annotated[
+        str, typer.Option(help="fixed, exponential or lognormal (heavy-tailed) job times.")
+    ] = "fixed",
+    price: Annotated[
+        float | None,
+        typer.Option(help="USD per instance-hour (default: c7i.large's list price)."),
+    ] = None,
 ) -> None:
     """Plan capacity: latency and instance time of each policy against the lower bounds."""
     with errors_to_exit():
@@ -67,6 +76,7 @@ def plan(
             crash_per_hour=crash_per_hour,
             job_dist=job_dist,
             visibility_seconds=visibility_seconds,
+            price_per_hour=price,
         )
         with progress.working("plan", quiet=as_json) as say:
             made = make_plan(spec, say if tables.on_terminal() and not as_json else None)
@@ -92,6 +102,8 @@ def show(made: Plan) -> None:
         typer.echo(line)
     head, *body = rows(made)
     tables.render("plan", head, body)
+    for line in footer(made):
+        typer.echo(line)
 
 
 def register(app: typer.Typer) -> None:

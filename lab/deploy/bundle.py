@@ -81,10 +81,14 @@ class Bundle:
 
 
 def build(
-    project_root: Path, out_dir: Path, version: str | None = None, start_fails: bool = False
+    project_root: Path,
+    out_dir: Path,
+    version: str | None = None,
+    start_fails: bool = False,
+    wheel_cache: Path | None = None,
 ) -> Bundle:
     """Build ``<out_dir>/<version>.tar.gz`` from the project; dependency wheels are cached in
-    ``<out_dir>/wheel-cache`` so that a second build needs no index."""
+    ``wheel_cache`` (default ``<out_dir>/wheel-cache``) so that a second build needs no index."""
     if version is not None and not _VERSION.fullmatch(version):
         raise LabError(f"bundle version {version!r}: use letters, digits, '.', '_' and '-'")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +97,8 @@ def build(
         wheelhouse = stage / "wheelhouse"
         wheelhouse.mkdir(parents=True)
         _project_wheel(project_root, Path(tmp) / "src", wheelhouse)
-        _dependency_wheels(dependencies(project_root), out_dir / "wheel-cache", wheelhouse)
+        cache = wheel_cache or out_dir / "wheel-cache"
+        _dependency_wheels(dependencies(project_root), cache, wheelhouse)
         start = stage / "start.sh"
         start.write_text(BROKEN_START if start_fails else START)
         start.chmod(0o755)
@@ -109,6 +114,15 @@ def build(
         _archive(stage, path)
     data = path.read_bytes()
     return Bundle(version=version, path=path, sha256=_sha256(data), size=len(data))
+
+
+def prune(out_dir: Path, keep: int = 1) -> list[Path]:
+    """Delete the built archives in ``out_dir`` but the ``keep`` newest; return those deleted.
+    A published bundle lives in S3: the local archive is only the last build's copy."""
+    built = sorted(out_dir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in built[keep:]:
+        path.unlink(missing_ok=True)
+    return built[keep:]
 
 
 def dependencies(project_root: Path) -> list[str]:

@@ -4,7 +4,9 @@ running the instance's own user-data.
 A body's record (``body.json`` in the instance's folder) is what survives a hypervisor restart:
 the pid and its start time (so a recycled pid is never mistaken for the body), the backend, and
 whether the body was stopped on purpose. The instance's folder is its "disk": ``root/`` is where
-the user-data installs code and the worker keeps its work, ``console.log`` its console.
+the user-data installs code and the worker keeps its work, ``console.log`` its console. Bodies of
+one machine share its venv cache (``FLEETLAB_VENV_CACHE``): a release's venv is installed once per
+machine, not once per instance (``lab/ec2/disks.py``).
 """
 
 from __future__ import annotations
@@ -28,15 +30,14 @@ from lab.runtime.resources import LAB_CREDENTIALS
 Liveness = Literal["alive", "frozen", "dead"]
 
 
-def body_env() -> dict[str, str]:
-    """A clean environment for a body: PATH and locale, the lab's credentials, the Python to use."""
+def body_env(venv_cache: str = "") -> dict[str, str]:
+    """A clean environment for a body: PATH and locale, the lab's credentials, the Python to use
+    and the machine's venv cache (none: the boot script keeps one on the instance's disk)."""
     keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")
     base = {k: os.environ[k] for k in keep if k in os.environ}
-    return (
-        base
-        | LAB_CREDENTIALS
-        | {"FLEETLAB_PYTHON": getattr(sys, "_base_executable", sys.executable)}
-    )
+    cache = {"FLEETLAB_VENV_CACHE": venv_cache} if venv_cache else {}
+    python = {"FLEETLAB_PYTHON": getattr(sys, "_base_executable", sys.executable)}
+    return base | LAB_CREDENTIALS | python | cache
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Body:
     proc_start: str
     stopped: bool = False
     container: str = ""
+    venv_cache: str = ""  # the machine's venv cache the body was started with
 
     @classmethod
     def load(cls, folder: Path) -> Body | None:
@@ -111,7 +113,9 @@ class ProcessBackend:
                 env=dict(env) | {"FLEETLAB_INSTANCE_ID": instance_id, "FLEETLAB_ROOT": str(root)},
                 start_new_session=True,  # its own process group: the whole "machine" is one group
             )
-        body = Body(instance_id, self.name, child.pid, time.time(), proc_start(child.pid))
+        cache = env.get("FLEETLAB_VENV_CACHE", "")
+        body = Body(instance_id, self.name, child.pid, time.time(), proc_start(child.pid),
+                    venv_cache=cache)  # fmt: skip
         body.save(folder)
         return body
 
@@ -120,7 +124,7 @@ class ProcessBackend:
         on the same disk; it renames the code folder and installs the current bundle."""
         self.stop(body, grace_s)
         script = (folder / "user-data.sh").read_text()
-        return self.start(body.instance_id, folder, script, body_env())
+        return self.start(body.instance_id, folder, script, body_env(body.venv_cache))
 
     def signal(self, body: Body, sig: signal.Signals) -> bool:
         """Send ``sig`` to the body's process group; False if it is gone. A fault (anything but
@@ -174,7 +178,8 @@ def _group_alive(pgid: int) -> bool:
 class DockerBackend:
     """Bodies as containers of the lab's instance image, on the host network (to reach the
     emulator on 127.0.0.1); the instance folder is mounted at /instance, its disk at
-    /instance/root. An init process as PID 1 forwards signals. All through the Docker SDK."""
+    /instance/root, and the machine's venv cache at its own path (a venv's scripts name it). An
+    init process as PID 1 forwards signals. All through the Docker SDK."""
 
     name = "docker"
 
@@ -192,6 +197,9 @@ class DockerBackend:
             "FLEETLAB_PYTHON": "python3",
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
+        cache = inside.get("FLEETLAB_VENV_CACHE", "")
+        if cache:
+            Path(cache).mkdir(parents=True, exist_ok=True)
         container = docker_api.run(
             self.image,
             [
@@ -202,10 +210,11 @@ class DockerBackend:
             name=f"fleetlab-{instance_id}",
             env=inside,
             labels={"fleetlab.instance": instance_id, "fleetlab.lab": self.lab_label},
-            volumes={str(folder): "/instance"},
+            volumes={str(folder): "/instance"} | ({cache: cache} if cache else {}),
         )
         pid = docker_api.state(container)[1]
-        body = Body(instance_id, self.name, pid, time.time(), proc_start(pid), container=container)
+        body = Body(instance_id, self.name, pid, time.time(), proc_start(pid),
+                    container=container, venv_cache=cache)  # fmt: skip
         body.save(folder)
         return body
 
@@ -230,7 +239,7 @@ class DockerBackend:
         docker_api.restart(body.container, grace_s)
         pid = docker_api.state(body.container)[1]
         again = Body(body.instance_id, self.name, pid, time.time(), proc_start(pid),
-                     container=body.container)  # fmt: skip
+                     container=body.container, venv_cache=body.venv_cache)  # fmt: skip
         again.save(folder)
         return again
 

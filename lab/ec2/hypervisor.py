@@ -2,8 +2,9 @@
 
 It polls EC2 for the fleet's instances. A pending or running instance without a body gets one,
 running that instance's own user-data; a terminated (or stopping) one has its body stopped —
-SIGTERM, then SIGKILL after a grace period. A body that dies on its own stays dead while EC2 says
-"running", as a crashed process on a live VM would: that is the fault the lab wants to show.
+SIGTERM, then SIGKILL after a grace period — and its disk cleared but for its logs. A body that
+dies on its own stays dead (disk and all) while EC2 says "running", as a crashed process on a
+live VM would: that is the fault the lab wants to show.
 Restarted, the hypervisor re-adopts the bodies its records name (pid + start time). Run it with
 ``python -m lab.ec2.hypervisor``; ``lab up`` does.
 """
@@ -20,7 +21,7 @@ from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab.ec2 import instances
+from lab.ec2 import disks, instances
 from lab.ec2.bodies import (
     Backend,
     Body,
@@ -40,9 +41,16 @@ class Hypervisor:
     """One reconciliation loop over the fleet's instances and their bodies."""
 
     def __init__(
-        self, env: LabEnv, home: Path, fleet_name: str, backend: Backend, grace_s: float = 30.0
+        self,
+        env: LabEnv,
+        home: Path,
+        fleet_name: str,
+        backend: Backend,
+        grace_s: float = 30.0,
+        venv_cache: Path | None = None,
     ) -> None:
         self.env = env
+        self.venv_cache = str(venv_cache or "")
         self.folder = home / "instances"
         self.fleet_name = fleet_name
         self.grace_s = grace_s
@@ -79,11 +87,12 @@ class Hypervisor:
         """Start a body for a new instance, running its own user-data."""
         folder.mkdir(parents=True, exist_ok=True)
         script = instances.user_data(self.ec2, instance_id)
-        body = self.backend.start(instance_id, folder, script, body_env())
+        body = self.backend.start(instance_id, folder, script, body_env(self.venv_cache))
         _log.info("body for %s: %s pid %d", instance_id, body.backend, body.pid)
 
     def take_body(self, body: Body, folder: Path) -> None:
-        """Stop a terminated instance's body, in the background (it may take the grace period)."""
+        """Stop a terminated instance's body, in the background (it may take the grace period),
+        then free its disk: its code and scratch go, its console and logs stay."""
         if body.instance_id in self.stopping:
             return
         self.stopping.add(body.instance_id)
@@ -93,6 +102,8 @@ class Hypervisor:
             _log.info("stopping body of %s (%s)", body.instance_id, liveness(body))
             backend_for(body).stop(body, self.grace_s)
             Body(**{**body.__dict__, "stopped": True}).save(folder)
+            freed = disks.clear(folder)
+            _log.info("cleared the disk of %s: %.1f MB freed", body.instance_id, freed / 1e6)
             self.stopping.discard(body.instance_id)
 
         threading.Thread(target=stop, name=f"stop-{body.instance_id}", daemon=False).start()
@@ -121,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace", type=float, default=30.0)
     parser.add_argument("--backend", choices=["process", "docker"], default="process")
     parser.add_argument("--image", default="fleetlab/instance:bookworm")
+    parser.add_argument("--venv-cache", type=Path, help="the bodies' shared venv cache")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     backend: Backend = (
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     lab_env = LabEnv.load(args.home)
     fleet_name = args.fleet or lab_env.env
-    hypervisor = Hypervisor(lab_env, args.home, fleet_name, backend, args.grace)
+    hypervisor = Hypervisor(lab_env, args.home, fleet_name, backend, args.grace, args.venv_cache)
 
     def finish(_signum: int, _frame: FrameType | None) -> None:
         # Bodies live on (as VMs do when their hypervisor restarts); `lab down` stops them

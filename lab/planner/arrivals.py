@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Literal
@@ -9,8 +10,11 @@ from typing import Literal
 from lab.planner.errors import PlanError
 from lab.planner.traces import Trace
 
-JobDist = Literal["fixed", "exponential"]
-JOB_DISTS: tuple[JobDist, ...] = ("fixed", "exponential")
+JobDist = Literal["fixed", "exponential", "lognormal"]
+JOB_DISTS: tuple[JobDist, ...] = ("fixed", "exponential", "lognormal")
+# Heavy-tailed job times: lognormal with sigma 1 has a squared coefficient of variation of
+# e - 1 = 1.72 (exponential: 1) and a 99th percentile about 6x its mean.
+LOGNORMAL_SIGMA = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ def draw(trace: Trace, seed: int, job_seconds: float, job_dist: str = "fixed") -
     elif job_dist == "exponential":
         rng = seeded("durations", seed)
         durations = [rng.expovariate(1.0 / job_seconds) for _ in arrivals]
+    elif job_dist == "lognormal":
+        rng = seeded("durations", seed)
+        mu = math.log(job_seconds) - LOGNORMAL_SIGMA**2 / 2  # so that the mean is job_seconds
+        durations = [rng.lognormvariate(mu, LOGNORMAL_SIGMA) for _ in arrivals]
     else:
         raise PlanError(f"--job-dist must be one of {', '.join(JOB_DISTS)}, not {job_dist!r}")
     return Jobs(tuple(arrivals), tuple(durations))

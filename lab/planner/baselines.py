@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from lab.planner.policy import PolicyFn
 from worker.scaler.capacity import Decision, Fleet, Memory, Observed, ScalerConfig, sort_members
 
 TT_PERIOD_S = 60.0  # CloudWatch evaluates one-minute datapoints
@@ -62,6 +63,22 @@ def _last_all(history: tuple[tuple[float, int], ...], points: int, state: int) -
 def target_tracking(
     observed: Observed, config: ScalerConfig, memory: Memory, now: float
 ) -> Decision:
+    """AWS target tracking on backlog per instance at the documented target (SLO / job time)."""
+    return _target_tracking(observed, config, memory, now, backlog_target(config))
+
+
+def target_tracking_at(target: float) -> PolicyFn:
+    """Target tracking with its target backlog per instance set to ``target``."""
+
+    def tracking(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
+        return _target_tracking(observed, config, memory, now, target)
+
+    return tracking
+
+
+def _target_tracking(
+    observed: Observed, config: ScalerConfig, memory: Memory, now: float, target: float
+) -> Decision:
     """AWS target tracking on backlog per instance (visible / in service), one call a minute.
 
     ``memory.needs`` holds the last 15 datapoints as (time, +1 above target / -1 below 0.9 x
@@ -69,7 +86,6 @@ def target_tracking(
     launch happens while the first ones warm up.
     """
     fleet = sort_members(observed.members, config, now)
-    target = backlog_target(config)
     serving = len(fleet.serving)
     metric = observed.visible / serving if serving else math.inf if observed.visible else 0.0
     breach = 1 if metric > target else -1 if metric < TT_IN_BELOW * target else 0
@@ -80,7 +96,7 @@ def target_tracking(
         desired = max(desired, wanted)
     elif _last_all(history, TT_IN_POINTS, -1):
         desired = min(desired, wanted)
-    why = f"backlog per instance {metric:.1f} vs target {target:.1f}"
+    why = f"backlog per instance {metric:.1f} vs target {target:.2f}"
     return _act(fleet, desired, config, Memory(at=now, needs=history), why)
 
 
@@ -95,6 +111,29 @@ def hpa_recommendation(current: int, metric: float, target: float) -> int:
 
 
 def keda(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
+    """KEDA's aws-sqs-queue scaler at the documented queueLength (SLO / job time per replica)."""
+    target = backlog_target(config)
+    return _keda(observed, config, memory, now, target, KEDA_DOWN_WINDOW_S)
+
+
+def keda_at(queue_length: int, down_window_s: float = KEDA_DOWN_WINDOW_S) -> PolicyFn:
+    """KEDA with its queueLength per replica (a whole number, as KEDA parses it) and the HPA's
+    scale-down stabilisation window set."""
+
+    def scaled(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
+        return _keda(observed, config, memory, now, queue_length, down_window_s)
+
+    return scaled
+
+
+def _keda(
+    observed: Observed,
+    config: ScalerConfig,
+    memory: Memory,
+    now: float,
+    queue_length: float,
+    down_window_s: float,
+) -> Decision:
     """KEDA aws-sqs-queue (queue length = visible + in flight) driving an HPA, every 15 s.
 
     ``memory.needs`` is the HPA's recommendation window; like the HPA it starts with the current
@@ -105,9 +144,9 @@ def keda(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -
     fleet = sort_members(observed.members, config, now)
     current = fleet.capacity
     metric = observed.visible + observed.in_flight
-    recommended = hpa_recommendation(current, metric, backlog_target(config))
+    recommended = hpa_recommendation(current, metric, queue_length)
     seen = memory.needs or ((now, current),)
-    window = (*(r for r in seen if r[0] > now - KEDA_DOWN_WINDOW_S), (now, recommended))
+    window = (*(r for r in seen if r[0] > now - down_window_s), (now, recommended))
     if recommended > current:
         desired = min(recommended, max(2 * current, current + 4))
     else:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -44,6 +45,14 @@ def work_bound_hours(durations: Sequence[float]) -> float:
 def queue_bound_hours(trace: Trace, job_s: float, slo_s: float) -> float:
     """Sum over windows of c*(window) x its length, in hours."""
     return sum(fleet_for(rate, job_s, slo_s) * seconds for rate, seconds in windows(trace)) / 3600
+
+
+def min_launches(trace: Trace, job_s: float, slo_s: float) -> int:
+    """The sum of the increases of c* from window to window: the fewest launches a fleet that
+    follows the queue-aware bound needs (it starts at the first window's c*, as the planner's
+    warm start does)."""
+    fleets = [fleet_for(rate, job_s, slo_s) for rate, _ in windows(trace)]
+    return sum(max(0, later - earlier) for earlier, later in itertools.pairwise(fleets))
 
 
 def jobs_per_machine_day(job_s: float) -> float:

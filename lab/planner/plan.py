@@ -11,11 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lab.cloud import prices
+from lab.cloud.target import Options
 from lab.planner import baselines
 from lab.planner.arrivals import JOB_DISTS, Jobs, draw
 from lab.planner.bounds import (
     fleet_for,
     machines_by_work,
+    min_launches,
     queue_bound_hours,
     windows,
     work_bound_hours,
@@ -26,10 +29,34 @@ from lab.planner.policy import Policy
 from lab.planner.report import Bounds, summarize
 from lab.planner.simulator import Run, SimSettings, simulate
 from lab.planner.traces import Trace, load
+from lab.planner.tuning import Trial, cheapest, geometric, loosest_holding
 from worker.scaler.capacity import ScalerConfig, decide
 
-POLICY_NAMES = ("fleetlab", "static", "target-tracking", "keda")
+POLICY_NAMES = (
+    "fleetlab",
+    "static",
+    "target-tracking",
+    "target-tracking-tuned",
+    "keda",
+    "keda-tuned",
+)
 BILLING_S = {"second": 1.0, "hour": 3600.0}
+DEFAULT_INSTANCE_TYPE = Options().instance_type  # what `lab provision` launches unless told
+# Tuning grids, tight (costly, few late jobs) to loose (cheap): target tracking's backlog per
+# instance from 0.25 to 10, 15 % apart; KEDA's whole-number queueLength from 1 to 10, under the
+# HPA's default scale-down stabilisation window of 300 s and a shorter one of 120 s (which wins
+# on the spike trace).
+TT_TARGETS = geometric(0.25, 10.0, 1.15)
+KEDA_QUEUE_LENGTHS = tuple(float(n) for n in range(1, 11))
+KEDA_DOWN_WINDOWS_S = (120.0, baselines.KEDA_DOWN_WINDOW_S)
+
+
+def default_price() -> float:
+    """The assumed on-demand price per instance-hour of the type `lab provision` launches."""
+    found = prices.price(DEFAULT_INSTANCE_TYPE)
+    if found is None:  # the table and the default type are kept together; this is a slip
+        raise PlanError(f"no price assumption for {DEFAULT_INSTANCE_TYPE}: give --price")
+    return found.usd_per_hour
 
 
 def parse_policies(text: str) -> tuple[str, ...]:
@@ -63,6 +90,7 @@ class PlanSpec:
     crash_per_hour: float = 0.0
     job_dist: str = "fixed"
     visibility_seconds: float = 300.0
+    price_per_hour: float | None = None  # USD per instance-hour; None: the default type's price
 
     def problems(self) -> list[str]:
         """What is wrong with these settings (empty when they are usable)."""
@@ -76,10 +104,12 @@ class PlanSpec:
             for name in ("boot_seconds", "crash_per_hour", "visibility_seconds")
             if getattr(self, name) < 0
         ]
+        if self.price_per_hour is not None and self.price_per_hour < 0:
+            found.append("price must not be negative")
         if self.billing not in BILLING_S:
             found.append(f"billing must be second or hour, not {self.billing!r}")
         if self.job_dist not in JOB_DISTS:
-            found.append(f"job_dist must be fixed or exponential, not {self.job_dist!r}")
+            found.append(f"job_dist must be one of {', '.join(JOB_DISTS)}, not {self.job_dist!r}")
         if not 0 <= self.min_instances <= self.max_instances:
             found.append(f"need 0 <= min ({self.min_instances}) <= max ({self.max_instances})")
         return found
@@ -106,8 +136,10 @@ class Plan:
     bounds: Bounds
     static_by_work: int
     static_for_slo: int
+    min_launches: int
+    price_per_hour: float
     runs: dict[str, Run] = field(default_factory=dict)
-    figures: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON ``lab plan --json`` prints."""
@@ -123,6 +155,8 @@ class Plan:
             "queue_bound_hours": round(self.bounds.queue_hours, 2),
             "static_machines_by_work": self.static_by_work,
             "static_machines_for_slo": self.static_for_slo,
+            "min_launches": self.min_launches,
+            "price_per_hour": self.price_per_hour,
             "policies": self.figures,
         }
 
@@ -137,7 +171,7 @@ def build_policies(spec: PlanSpec, trace: Trace, static_n: int) -> dict[str, Pol
     warm = clamp(fleet_for(windows(trace)[0][0], spec.job_seconds, spec.slo_p95_s))
     fixed = clamp(static_n)
     static_config = replace(config, min_instances=fixed, max_instances=fixed)
-    return {
+    found = {
         "fleetlab": Policy("fleetlab", decide, config, spec.tick_seconds, warm),
         "static": Policy("static", baselines.static, static_config, spec.tick_seconds, fixed),
         "target-tracking": Policy(
@@ -145,6 +179,41 @@ def build_policies(spec: PlanSpec, trace: Trace, static_n: int) -> dict[str, Pol
         ),
         "keda": Policy("keda", baselines.keda, config, baselines.KEDA_SYNC_S, warm),
     }
+    # The tuned ones, at the documented setting until ``tuned_trials`` searches theirs.
+    documented = baselines.backlog_target(config)
+    found["target-tracking-tuned"] = replace(
+        found["target-tracking"],
+        name="target-tracking-tuned",
+        decide=baselines.target_tracking_at(documented),
+    )
+    found["keda-tuned"] = replace(
+        found["keda"], name="keda-tuned", decide=baselines.keda_at(round(documented))
+    )
+    return found
+
+
+def tuned_trials(
+    name: str, policies: dict[str, Policy], replay: Callable[[Policy], Trial]
+) -> list[Trial]:
+    """Every setting the search tried for ``target-tracking-tuned`` or ``keda-tuned``."""
+    base = policies[name]
+    if name == "target-tracking-tuned":
+
+        def tracking(target: float) -> Trial:
+            policy = replace(base, decide=baselines.target_tracking_at(target))
+            return replace(replay(policy), setting={"target_backlog_per_instance": target})
+
+        return loosest_holding(TT_TARGETS, tracking)
+    tried: list[Trial] = []
+    for window in KEDA_DOWN_WINDOWS_S:
+
+        def keda(length: float, window: float = window) -> Trial:
+            policy = replace(base, decide=baselines.keda_at(int(length), window))
+            setting = {"queue_length": length, "scale_down_window_s": window}
+            return replace(replay(policy), setting=setting)
+
+        tried += loosest_holding(KEDA_QUEUE_LENGTHS, keda)
+    return tried
 
 
 def make_plan(spec: PlanSpec, progress: Callable[[str], None] | None = None) -> Plan:
@@ -170,6 +239,8 @@ def make_plan(spec: PlanSpec, progress: Callable[[str], None] | None = None) -> 
         ),
         static_by_work=machines_by_work(spec.jobs_per_day, spec.job_seconds),
         static_for_slo=smallest_static_fleet(jobs, spec.slo_p95_s, guess),
+        min_launches=min_launches(trace, spec.job_seconds, spec.slo_p95_s),
+        price_per_hour=default_price() if spec.price_per_hour is None else spec.price_per_hour,
     )
     policies = build_policies(spec, trace, plan.static_for_slo)
     settings = SimSettings(
@@ -179,9 +250,20 @@ def make_plan(spec: PlanSpec, progress: Callable[[str], None] | None = None) -> 
         crash_per_hour=spec.crash_per_hour,
         seed=spec.seed,
     )
+
+    def replay(policy: Policy) -> Trial:
+        run = simulate(policy, jobs, settings)
+        figures = summarize(jobs, run, spec.slo_p95_s, plan.bounds, plan.price_per_hour)
+        return Trial({}, run, figures)
+
     for name in spec.policies:
         say(f"replaying {name}")
-        run = simulate(policies[name], jobs, settings)
-        plan.runs[name] = run
-        plan.figures[name] = summarize(jobs, run, spec.slo_p95_s, plan.bounds)
+        if name.endswith("-tuned"):
+            found = cheapest(tuned_trials(name, policies, replay))
+            figures = found.figures | {"tuned_setting": found.setting}
+        else:
+            found = replay(policies[name])
+            figures = found.figures
+        plan.runs[name] = found.run
+        plan.figures[name] = figures
     return plan

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from lab.planner.arrivals import Jobs
 from lab.planner.simulator import Run
+from lab.planner.traces import DAY_S
 
 MIN_BILLED_S = 60.0  # AWS bills per second with a one-minute minimum per instance
 
@@ -58,13 +59,17 @@ def billed_hours(lives: Sequence[tuple[float, float]]) -> int:
     return sum(max(1, math.ceil((end - start) / 3600)) for start, end in lives)
 
 
-def summarize(jobs: Jobs, run: Run, slo_s: float, bounds: Bounds) -> dict[str, float | int]:
-    """The per-policy figures ``lab plan`` prints."""
+def summarize(
+    jobs: Jobs, run: Run, slo_s: float, bounds: Bounds, price_per_hour: float
+) -> dict[str, float | int]:
+    """The per-policy figures ``lab plan`` prints; cost is per-second instance time (the minute
+    minimum included) at ``price_per_hour``."""
     waits = latencies(jobs, run)
     ordered = sorted(waits)
     late = len(waits) - bisect.bisect_right(ordered, slo_s)
     hours = hourly_p95(jobs, waits)
     used = instance_hours(run.lives)
+    cost = used * price_per_hour
     return {
         "p50_s": round(percentile(ordered, 0.50), 1),
         "p95_s": round(percentile(ordered, 0.95), 1),
@@ -76,6 +81,9 @@ def summarize(jobs: Jobs, run: Run, slo_s: float, bounds: Bounds) -> dict[str, f
         "instance_hours": round(used, 2),
         "billed_hours": billed_hours(run.lives),
         "launches": run.launches,
+        "launches_per_day": round(run.launches * DAY_S / run.horizon_s, 1),
+        "cost_usd": round(cost, 2),
+        "cost_per_1000_jobs_usd": round(1000 * cost / len(jobs), 4) if len(jobs) else 0.0,
         "ratio_to_work_bound": round(used / bounds.work_hours, 3) if bounds.work_hours else 0.0,
         "ratio_to_queue_bound": round(used / bounds.queue_hours, 3) if bounds.queue_hours else 0.0,
     }

@@ -14,13 +14,16 @@ COLUMNS = (
     ("instance_hours", "instance h", "{:,.1f}"),
     ("billed_hours", "billed h", "{:,}"),
     ("launches", "launches", "{:,}"),
+    ("launches_per_day", "per day", "{:,.0f}"),
     ("ratio_to_work_bound", "x work", "{:.3f}"),
     ("ratio_to_queue_bound", "x queue", "{:.3f}"),
+    ("cost_usd", "cost $", "{:,.2f}"),
+    ("cost_per_1000_jobs_usd", "$/1k jobs", "{:.3f}"),
 )
 
 
 def header(plan: Plan) -> list[str]:
-    """The lines above the table: the trace, the machines it needs, the bounds."""
+    """The lines above the table: the trace, the machines it needs, the bounds, the price."""
     spec = plan.spec
     return [
         f"trace {plan.trace.name}: {len(plan.jobs):,} jobs over {plan.trace.seconds / 86_400:g} "
@@ -30,7 +33,8 @@ def header(plan: Plan) -> list[str]:
         f"{plan.static_by_work} machines; for the SLO with random arrivals: "
         f"{plan.static_for_slo}",
         f"work bound {plan.bounds.work_hours:,.1f} instance-hours; queue-aware bound "
-        f"{plan.bounds.queue_hours:,.1f}",
+        f"{plan.bounds.queue_hours:,.1f}; fewest launches that follow it {plan.min_launches:,}; "
+        f"${plan.price_per_hour:.5g} per instance-hour",
     ]
 
 
@@ -42,8 +46,20 @@ def rows(plan: Plan) -> list[list[str]]:
     return found
 
 
+def footer(plan: Plan) -> list[str]:
+    """The lines below the table: the settings the tuned baselines found."""
+    tuned = [
+        f"{name}: {', '.join(f'{k} {v:g}' for k, v in figures['tuned_setting'].items())}"
+        for name, figures in plan.figures.items()
+        if "tuned_setting" in figures
+    ]
+    if not tuned:
+        return []
+    return ["", "tuned (cheapest setting that holds the SLO on this trace): " + "; ".join(tuned)]
+
+
 def render(plan: Plan) -> str:
-    """Header lines and an aligned table of the per-policy figures."""
+    """Header lines, an aligned table of the per-policy figures, the tuned settings."""
     lines = [*header(plan), ""]
     cells = rows(plan)
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
@@ -51,4 +67,4 @@ def render(plan: Plan) -> str:
         line = [row[0].ljust(widths[0])]
         line += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(line).rstrip())
-    return "\n".join(lines)
+    return "\n".join([*lines, *footer(plan)])

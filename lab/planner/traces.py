@@ -8,6 +8,14 @@ Synthetic shapes (5-minute bins, ``days`` long, rescaled afterwards like every t
   3x the mean bin.
 - ``spike``: a flat base rate with a 30-minute burst at 8x that base every day at 12:00; the base
   is what is left of the daily volume once the burst is paid for (about 0.87 of the mean).
+- ``weekly``: the diurnal profile on weekdays and 0.35 of it on Saturday and Sunday (the trace
+  starts on a Monday), so a week has a slow decline, a trough and a Monday ramp.
+- ``bursty``, ``bursty-2``: one-second bins by default, the way request logs count. A milder
+  daily cosine (peak 2x the mean) times a lognormal noise that wanders on a 10-minute time scale
+  (an AR(1) process, sd 0.35) times bursts: on average one every 3 hours, lasting an exponential
+  5 minutes (mean), at 3-8x. Generated from a fixed shape seed (1 for ``bursty``, 2 for
+  ``bursty-2``) with Python's seeded ``random``, so every run and machine sees the same shape;
+  the counts are expected arrivals per second, not integers (the Poisson draw comes later).
 
 Files hold either ``INDEX COUNT`` lines (hourly bins unless ``bin_seconds`` says otherwise; the
 trace runs from the first index to the last, missing indices count 0) or one whitespace-separated
@@ -17,6 +25,7 @@ sequence of counts (one-second bins unless told). Lines starting with ``#`` are 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -123,11 +132,56 @@ def spike(days: float = DEFAULT_DAYS, bin_s: float = SYNTHETIC_BIN_S) -> Trace:
     return _tile("spike", day, total, bin_s)
 
 
+WEEKEND_FACTOR = 0.35
+BURSTY_BIN_S = 1.0
+BURSTY_PEAK_POWER = 1.0  # (1 + cos) / 2 to this power: peak 2x the mean
+BURSTY_NOISE_SD = 0.35
+BURSTY_NOISE_S = 600.0
+BURSTY_EVERY_S = 3 * 3_600.0
+BURSTY_LENGTH_S = 300.0
+BURSTY_FACTORS = (3.0, 8.0)
+
+
+def weekly(days: float = DEFAULT_DAYS, bin_s: float = SYNTHETIC_BIN_S) -> Trace:
+    """The diurnal profile on weekdays, ``WEEKEND_FACTOR`` of it at the weekend."""
+    _, total = _day_bins(days, bin_s)
+    day = diurnal(1, bin_s).counts
+    week = [c * (WEEKEND_FACTOR if d >= 5 else 1.0) for d in range(7) for c in day]
+    return _tile("weekly", week, total, bin_s)
+
+
+def bursty(days: float, bin_s: float, shape_seed: int, name: str) -> Trace:
+    """Per-bin expected counts: a daily cosine x wandering lognormal noise x random bursts."""
+    _, total = _day_bins(days, bin_s)
+    rng = random.Random(f"bursty:{shape_seed}")  # noqa: S311 -- a replayable shape, no secrets
+    keep = math.exp(-bin_s / BURSTY_NOISE_S)  # AR(1): what is left of the noise after one bin
+    shake = BURSTY_NOISE_SD * math.sqrt(1 - keep * keep)
+    noise = rng.gauss(0.0, BURSTY_NOISE_SD)
+    burst_end, burst_factor = 0.0, 1.0
+    next_burst = rng.expovariate(1 / BURSTY_EVERY_S)
+    counts = []
+    for i in range(total):
+        start = i * bin_s
+        if start >= next_burst:
+            burst_end = start + rng.expovariate(1 / BURSTY_LENGTH_S)
+            burst_factor = rng.uniform(*BURSTY_FACTORS)
+            next_burst = start + rng.expovariate(1 / BURSTY_EVERY_S)
+        phase = 2 * math.pi * (start + bin_s / 2 - DIURNAL_PEAK_AT_S) / DAY_S
+        daily = ((1 + math.cos(phase)) / 2) ** BURSTY_PEAK_POWER + 0.05
+        noise = keep * noise + shake * rng.gauss(0.0, 1.0)
+        counts.append(daily * math.exp(noise) * (burst_factor if start < burst_end else 1.0))
+    return Trace(name, tuple(counts), bin_s)
+
+
 SYNTHETIC: dict[str, Callable[[float, float], Trace]] = {
     "uniform": uniform,
     "diurnal": diurnal,
     "spike": spike,
+    "weekly": weekly,
+    "bursty": lambda days, bin_s: bursty(days, bin_s, 1, "bursty"),
+    "bursty-2": lambda days, bin_s: bursty(days, bin_s, 2, "bursty-2"),
 }
+DEFAULT_BIN_S = {"bursty": BURSTY_BIN_S, "bursty-2": BURSTY_BIN_S}
 
 
 def _number(token: str, where: str) -> float:
@@ -213,7 +267,8 @@ def load(
     if jobs_per_day <= 0:
         raise TraceError(f"--jobs-per-day must be positive, not {jobs_per_day:g}")
     if spec in SYNTHETIC:
-        bin_s = SYNTHETIC_BIN_S if bin_seconds is None else bin_seconds
+        default_bin = DEFAULT_BIN_S.get(spec, SYNTHETIC_BIN_S)
+        bin_s = default_bin if bin_seconds is None else bin_seconds
         trace = SYNTHETIC[spec](DEFAULT_DAYS if days is None else days, bin_s)
     else:
         if spec in BUNDLED:

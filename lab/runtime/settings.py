@@ -40,6 +40,9 @@ class LabSettings:
     aws_endpoint_url: str | None = None  # env aws: AWS_ENDPOINT_URL if set (tests: moto)
     tools: Path = Path.home() / ".cache" / "fleetlab"  # emulators installed on demand
     instance_env: Mapping[str, str] = field(default_factory=dict)  # extra worker settings
+    # What labs on this machine share: the bodies' venv cache and the bundles' wheel cache (a
+    # chaos lab shares its parent lab's); default: the home.
+    shared: Path | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -60,6 +63,16 @@ class LabSettings:
     def logs(self) -> Path:
         """Folder of process logs."""
         return self.home / "logs"
+
+    @property
+    def venv_cache(self) -> Path:
+        """The venvs every body of this machine installs once and links to (disks.py)."""
+        return (self.shared or self.home) / "venvs"
+
+    @property
+    def wheel_cache(self) -> Path:
+        """The dependency wheels bundles are built from, fetched from the index once."""
+        return (self.shared or self.home) / "bundles" / "wheel-cache"
 
 
 def load_settings(env: Mapping[str, str] | None = None, name: str | None = None) -> LabSettings:

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lab.client import samples
 from lab.deploy import bundle
 from lab.deploy.bundle import Bundle
-from lab.ec2 import image, instances, userdata
+from lab.ec2 import disks, image, instances, userdata
 from lab.ec2.bodies import Body, backend_for, liveness
 from lab.errors import LabError, NotRunning, StartFailed
 from lab.runtime import emulator, environment, procs, scaler
@@ -50,19 +50,24 @@ def up(
     backend: str = "process",
     bounds: tuple[int, int] | None = None,
     say: Callable[[str], None] = lambda _: None,
+    built: Bundle | None = None,
+    own_emulator: bool = True,
 ) -> LabEnv:
-    """Start the emulator, resources and receiver; then ``instances_n`` EC2 instances (code
-    from a freshly deployed bundle, bodies from the hypervisor, each running a scaler that
-    keeps the fleet within ``bounds``: min, max, by default both ``instances_n``) and
-    ``workers`` plain workers. ``say`` hears each step as it starts (for progress)."""
+    """Start the emulator (unless ``own_emulator`` is False: one already runs on the settings'
+    port, shared with other labs), resources and receiver; then ``instances_n`` EC2 instances
+    (code from a deployed bundle — ``built``, or one built now —, bodies from the hypervisor,
+    each running a scaler that keeps the fleet within ``bounds``: min, max, by default both
+    ``instances_n``) and ``workers`` plain workers. ``say`` hears each step as it starts (for
+    progress)."""
     if settings.env not in environment.EMULATED:
         raise LabError(
             f"`lab up` runs the lab on an emulator; the {settings.env!r} environment is "
             "brought up with `lab provision` (see `lab env show`)"
         )
     env = base_env(settings.env)
-    say(f"starting the {settings.env} emulator")
-    emulator.start(settings, env)
+    if own_emulator:
+        say(f"starting the {settings.env} emulator")
+        emulator.start(settings, env)
     say("creating queues, bucket and log group")
     lab_env = ensure(settings, lab_clients(settings.region, settings.endpoint_url), settings.env)
     lab_env.save(settings.home)
@@ -76,7 +81,7 @@ def up(
             say("building the instance image (if missing)")
             image.build(settings.home / "image")
         say("deploying the code bundle")
-        deploy(settings, lab_env, clients)
+        deploy(settings, lab_env, clients, built=built)
         low, high = bounds or (instances_n, instances_n)
         save_bounds(settings.home, low, high)
         store = S3JsonStore(clients.s3, lab_env.bucket)
@@ -121,15 +126,28 @@ def instance_config(settings: LabSettings, lab_env: LabEnv) -> dict[str, str]:
 
 
 def deploy(
-    settings: LabSettings, lab_env: LabEnv, clients: Clients, broken: bool = False
+    settings: LabSettings,
+    lab_env: LabEnv,
+    clients: Clients,
+    broken: bool = False,
+    built: Bundle | None = None,
 ) -> Bundle:
-    """Build and publish a code bundle; point the fleet's launch template at the boot script."""
-    made = bundle.build(project_root(), settings.home / "bundles", start_fails=broken)
+    """Publish a code bundle (``built``, or one built now); point the fleet's launch template
+    at the boot script."""
+    made = built or build(settings, broken)
     bundle.publish(clients.s3, lab_env.bucket, made)
     instances.ensure_template(
         clients.ec2, lab_env.env, userdata.render(instance_config(settings, lab_env))
     )
     return made
+
+
+def build(settings: LabSettings, broken: bool = False) -> Bundle:
+    """Build a bundle of this source tree into the lab's ``bundles/`` folder."""
+    return bundle.build(
+        project_root(), settings.home / "bundles", start_fails=broken,
+        wheel_cache=settings.wheel_cache,
+    )  # fmt: skip
 
 
 def project_root() -> Path:
@@ -143,7 +161,8 @@ def project_root() -> Path:
 def start_hypervisor(settings: LabSettings, env: dict[str, str], backend: str) -> int:
     """Start the hypervisor process that gives the fleet's instances bodies."""
     argv = [sys.executable, "-m", "lab.ec2.hypervisor", "--home", str(settings.home),
-            "--backend", backend, "--image", image.IMAGE]  # fmt: skip
+            "--backend", backend, "--image", image.IMAGE,
+            "--venv-cache", str(settings.venv_cache)]  # fmt: skip
     return procs.start(HYPERVISOR, argv, settings.pids, settings.logs, env, Path.cwd())
 
 
@@ -181,12 +200,27 @@ def start_worker(
 
 
 def down(settings: LabSettings, grace_s: float = 60.0) -> list[str]:
-    """Terminate the fleet (bodies drain), stop workers, hypervisor, receiver, emulator."""
+    """Terminate the fleet (bodies drain), stop workers, hypervisor, receiver, emulator; then
+    free the disk the lab no longer needs."""
     stopped = retire_fleet(settings, grace_s)
     names = list(procs.running(settings.pids))
     last = (HYPERVISOR, RECEIVER, emulator.NAME)
     order = sorted(names, key=lambda n: (n in last, last.index(n) if n in last else 0))
-    return stopped + [name for name in order if procs.stop(name, settings.pids)]
+    stopped += [name for name in order if procs.stop(name, settings.pids)]
+    free_disk(settings)
+    return stopped
+
+
+def free_disk(settings: LabSettings) -> None:
+    """Clear the disks of the lab's stopped bodies (their logs stay), delete the cached venvs
+    no release links to but the last used, and the built bundles but the newest."""
+    folder = settings.home / "instances"
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        body = Body.load(path)
+        if body is not None and liveness(body) == "dead":
+            disks.clear(path)
+    disks.prune(settings.venv_cache, settings.shared or settings.home)
+    bundle.prune(settings.home / "bundles")
 
 
 def retire_fleet(settings: LabSettings, grace_s: float) -> list[str]:

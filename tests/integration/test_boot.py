@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,6 +89,7 @@ class Instance:
     folder: Path
     user_data: str
     boots: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # the "machine's" extra settings
 
     @property
     def root(self) -> Path:
@@ -112,7 +113,7 @@ class Instance:
             "FLEETLAB_ROOT": str(self.root),
             "FLEETLAB_PYTHON": getattr(sys, "_base_executable", sys.executable),
             "AWS_EC2_METADATA_DISABLED": "true",
-        }  # fmt: skip
+        } | self.env  # fmt: skip
         with (self.folder / "console.log").open("ab") as console:
             proc = subprocess.Popen(
                 ["bash", str(script)],
@@ -148,18 +149,29 @@ class Instance:
 
 
 @pytest.fixture
-def instance(lab: Lab, built: Bundle, tmp_path: Path) -> Iterator[Instance]:
-    """A published bundle and an instance folder whose user-data boots from it."""
+def machine(lab: Lab, tmp_path: Path) -> Iterator[Callable[[str], Instance]]:
+    """Instance folders on one machine, each with user-data that boots from the lab's bundle."""
     config = {k: v for k, v in lab.env.worker_env().items() if k not in LAB_CREDENTIALS} | FAST
-    folder = tmp_path / "instance"
-    (folder / "root").mkdir(parents=True)
-    made = Instance(lab, folder, userdata.render(config))
-    yield made
-    for proc in made.boots:  # whatever a failed test left running: the whole group, by its id
+    made: list[Instance] = []
+
+    def make(name: str) -> Instance:
+        folder = tmp_path / name
+        (folder / "root").mkdir(parents=True)
+        made.append(Instance(lab, folder, userdata.render(config)))
+        return made[-1]
+
+    yield make
+    for proc in (p for one in made for p in one.boots):  # what a failed test left running
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def instance(machine: Callable[[str], Instance]) -> Instance:
+    """A published bundle and an instance folder whose user-data boots from it."""
+    return machine("instance")
 
 
 def status(lab: Lab) -> dict[str, object]:
@@ -299,3 +311,34 @@ def test_boot_without_a_published_bundle_fails_clearly(instance: Instance) -> No
     proc = instance.boot()
     assert proc.wait(timeout=30) != 0
     assert "cannot download bundles/current.json" in instance.console()
+
+
+def test_instances_of_one_machine_install_a_venv_once_and_share_it(
+    lab: Lab, built: Bundle, machine: Callable[[str], Instance], tmp_path: Path
+) -> None:
+    bundle.publish(lab.clients.s3, lab.env.bucket, built)
+    cache = tmp_path / "venvs"
+    first, second = machine("first"), machine("second")
+    first.env = second.env = {"FLEETLAB_VENV_CACHE": str(cache)}
+
+    booted = first.boot()
+    took = first.started(booted, since=0, timeout_s=60)
+    print(f"\nfirst instance, empty cache, to worker started: {took:.1f} s")
+    assert "installing fleetlab" in first.console()
+    assert first.stop(booted)[0] == 0
+
+    booted = second.boot()
+    took = second.started(booted, since=0, timeout_s=30)
+    print(f"second instance, same wheels, to worker started: {took:.1f} s")
+    assert "is in the cache" in second.console()
+    assert "installing fleetlab" not in second.console()
+    release = second.root / "releases" / built.version
+    [entry] = [p for p in cache.iterdir() if p.is_dir()]
+    assert os.readlink(release / "venv") == str(entry)
+    assert os.readlink(first.root / "releases" / built.version / "venv") == str(entry)
+    assert not (release / "wheelhouse").exists()  # the wheels live on in the venv alone
+    # The worker still runs from the release's own path, the venv behind it.
+    supervisor = booted.pid
+    workers = [p for p in descendants(supervisor) if "worker" in cmdline(p)]
+    assert cmdline(workers[0])[0].startswith(str(release / "venv"))
+    assert second.stop(booted)[0] == 0

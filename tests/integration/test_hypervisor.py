@@ -17,10 +17,12 @@ from lab.ec2.bodies import Body, liveness
 
 pytestmark = pytest.mark.integration
 
-# A body that says it booted, notes SIGTERM (so a test can see a graceful stop), and idles.
+# A body that says it booted, puts a release on its disk, notes SIGTERM in a log of its own (so
+# a test can see a graceful stop), and idles.
 USER_DATA = """#!/bin/bash
 echo "booted $FLEETLAB_INSTANCE_ID in $FLEETLAB_ROOT"
-trap 'echo terminated > "$FLEETLAB_ROOT/stopped"; exit 0' TERM
+mkdir -p "$FLEETLAB_ROOT/releases/v1" && head -c 1000000 /dev/zero >"$FLEETLAB_ROOT/releases/v1/lib"
+trap 'echo terminated > "$FLEETLAB_ROOT/stopped.log"; exit 0' TERM
 while true; do sleep 0.2; done
 """
 
@@ -99,13 +101,17 @@ def test_bodies_follow_instances_and_faults_act_on_bodies(fleet: Fleet) -> None:
     assert after is not None and after.pid == body.pid
     with pytest.raises(Exception, match="not running"):
         faults.act(fleet.lab.home, first, "freeze")
+    assert (fleet.lab.home / "instances" / first / "root" / "releases").exists()  # a dead VM's disk
 
-    # terminate through EC2: the hypervisor stops the body gracefully (SIGTERM reached it).
+    # terminate through EC2: the hypervisor stops the body gracefully (SIGTERM reached it),
+    # then clears its disk: the release goes, the console and the logs stay.
+    root = fleet.lab.home / "instances" / second / "root"
+    wait_until((root / "releases" / "v1" / "lib").exists, 5, "a release on the disk")
     instances.terminate(fleet.ec2, [second])
     wait_until(lambda: (b := fleet.body(second)) is not None and b.stopped, 15, "stop")
-    assert (
-        fleet.lab.home / "instances" / second / "root" / "stopped"
-    ).read_text().strip() == "terminated"
+    assert (root / "stopped.log").read_text().strip() == "terminated"
+    wait_until(lambda: not (root / "releases").exists(), 10, "the disk cleared")
+    assert f"booted {second}" in fleet.console(second)
 
 
 def test_scale_and_restart_readopts_without_duplicates(fleet: Fleet) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -134,3 +135,14 @@ def test_republishing_a_version_keeps_the_earlier_previous() -> None:
 def test_build_refuses_versions_that_are_not_plain_names(tmp_path: Path, version: str) -> None:
     with pytest.raises(LabError, match="bundle version"):
         bundle.build(REPO, tmp_path, version=version)
+
+
+def test_prune_keeps_the_newest_archives_and_the_wheel_cache(tmp_path: Path) -> None:
+    (tmp_path / "wheel-cache").mkdir()
+    for age, name in enumerate(["c.tar.gz", "b.tar.gz", "a.tar.gz"]):
+        path = tmp_path / name
+        path.write_bytes(b"bundle")
+        os.utime(path, (1_000_000 - age * 10, 1_000_000 - age * 10))
+    assert [p.name for p in bundle.prune(tmp_path, keep=1)] == ["b.tar.gz", "a.tar.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tar.gz", "wheel-cache"]
+    assert bundle.prune(tmp_path, keep=1) == []

@@ -8,7 +8,15 @@ from dataclasses import replace
 
 import pytest
 
-from worker.scaler.capacity import Decision, Member, Memory, Observed, ScalerConfig, decide
+from worker.scaler.capacity import (
+    Decision,
+    Member,
+    Memory,
+    Observed,
+    ScalerConfig,
+    budget_s,
+    decide,
+)
 from worker.scaler.erlang import erlang_c, expected_queue, servers_for, wait_exceeds
 
 CONFIG = ScalerConfig(
@@ -159,19 +167,26 @@ def test_scale_in_waits_for_the_window_then_drains_idle_first() -> None:
     assert len(after.drain) in (2, 3)  # towards the need (1 busy job, min 1)
 
 
-def simulate(config: ScalerConfig, visible: Callable[[float], int], until: float) -> list[Decision]:
-    """A toy fleet the decisions act on: launches boot for boot_s, drains stop at the next tick."""
+def simulate(
+    config: ScalerConfig,
+    visible: Callable[[float], int],
+    until: float,
+    in_flight: Callable[[float], int] = lambda t: 0,
+    job_seconds: tuple[float, ...] = (),
+) -> list[Decision]:
+    """A toy fleet the decisions act on: launches boot for boot_s (then busy if jobs are in
+    flight, else idle), drains stop at the next tick."""
     members: dict[str, Member] = {m.id: m for m in up(config.min_instances, 0)}
     memory, out, serial = Memory(), [], 0
     for t in range(0, int(until), 30):
+        state = "busy" if in_flight(t) else "idle"
         for key, m in members.items():
             if m.drain_requested:
                 members[key] = replace(m, state="stopped", heartbeat_at=t)
-            elif m.state == "booting" and t - m.launched_at >= config.boot_s:
-                members[key] = replace(m, state="idle", heartbeat_at=t)
-            elif m.state != "booting":
-                members[key] = replace(m, heartbeat_at=t)
-        decision = decide(observed(tuple(members.values()), visible(t)), config, memory, t)
+            elif m.state != "booting" or t - m.launched_at >= config.boot_s:
+                members[key] = replace(m, state=state, heartbeat_at=t)  # type: ignore[arg-type]
+        seen = observed(tuple(members.values()), visible(t), in_flight(t), job_seconds=job_seconds)
+        decision = decide(seen, config, memory, t)
         memory = decision.memory
         for key in decision.terminate + decision.replace:
             del members[key]
@@ -273,3 +288,79 @@ def test_config_problems_are_named() -> None:
 def test_policy_is_pure_same_inputs_same_decision() -> None:
     seen = observed(up(2, 0, "busy"), visible=50, in_flight=2)
     assert decide(seen, CONFIG, Memory(), 5) == decide(seen, CONFIG, Memory(), 5)
+
+
+# --- fewer launches, same SLO: the rules that weigh a launch against keeping an instance
+
+
+def test_fixed_length_jobs_need_fewer_instances_than_exponential_ones() -> None:
+    rate = 40_000 / 86_400
+    assert wait_exceeds(86, rate, 180, 120, scv=0.0) < wait_exceeds(86, rate, 180, 120)
+    fixed, exponential = servers_for(rate, 180, 120, scv=0.0), servers_for(rate, 180, 120)
+    assert (fixed, exponential) == (86, 88)
+    assert servers_for(rate, 180, 120, scv=3.0) > exponential  # heavy tails need more
+
+
+def test_timed_job_variability_spends_the_budget() -> None:
+    members = up(6, 0, "busy")
+    steady = observed(members, visible=30, in_flight=6)
+    fixed = decide(replace(steady, job_seconds=(180.0,) * 20), CONFIG, Memory(), 0)
+    varied = decide(
+        replace(steady, job_seconds=(30.0, 330.0) * 10), CONFIG, Memory(), 0
+    )  # the same mean, far more spread
+    assert fixed.memory.scv == pytest.approx(0.0)
+    assert varied.memory.scv is not None and varied.memory.scv > 0.5
+    assert fixed.desired <= varied.desired
+
+
+def wobbling(config: ScalerConfig, until: float, swing: float) -> list[Decision]:
+    """A fleet serving a steady rate whose estimate wobbles by ``swing`` around it: in flight
+    jobs alternate between two levels every 20 minutes."""
+
+    def busy(t: float) -> int:
+        return round(6 * (1 + (swing if (t // 1200) % 2 else -swing)))
+
+    return simulate(config, lambda t: 0, until, busy, (180.0,) * 20)
+
+
+def test_a_need_wobbling_within_its_noise_is_not_drained_and_relaunched() -> None:
+    config = replace(CONFIG, min_instances=1, max_instances=20, scale_in_after_s=300)
+    held = wobbling(config, 12 * 3600, 0.15)
+    churned = wobbling(
+        replace(config, scale_in_sigma=0, launch_sigma=0, rate_window_s=600), 12 * 3600, 0.15
+    )
+    launches = sum(d.launch for d in held[120:])  # after the first hour
+    assert launches < sum(d.launch for d in churned[120:])
+    assert launches <= 2
+
+
+def test_a_rising_demand_is_not_drained_into() -> None:
+    config = replace(CONFIG, min_instances=0, max_instances=50, scale_in_after_s=0)
+    members = up(12, 0, "idle")
+    memory = Memory()
+    drains = []
+    for t in range(0, 3600, 30):  # in flight climbs by one every minute: a ramp
+        busy = min(12, t // 60)
+        fleet = tuple(replace(m, state="busy" if k < busy else "idle", heartbeat_at=t)
+                      for k, m in enumerate(members))  # fmt: skip
+        decision = decide(observed(fleet, in_flight=busy), config, memory, t)
+        memory = decision.memory
+        drains.append(len(decision.drain))
+    flat = decide(observed(at(members, 3600), in_flight=0), config, Memory(), 3600)
+    assert sum(drains[60:]) == 0  # once the ramp shows, nothing is drained into it
+    assert len(flat.drain) == 12  # the same fleet with no demand at all drains at once
+
+
+def test_an_instance_younger_than_its_minimum_bill_is_kept() -> None:
+    config = replace(CONFIG, min_instances=0, scale_in_after_s=0, min_billed_s=60)
+    young = Member("i-young", launched_at=1000 - 30, state="idle", heartbeat_at=1000)
+    old = Member("i-old", launched_at=0, state="idle", heartbeat_at=1000)
+    [decision] = run([(1000, observed((young, old)))], config)
+    assert decision.drain == ("i-old",)
+
+
+def test_heavy_tailed_jobs_leave_the_long_ones_time_to_run() -> None:
+    assert budget_s(180, CONFIG) == 720  # untimed: the SLO less the mean job
+    assert budget_s(180, CONFIG, 0.0) == 720  # all jobs alike: the same
+    assert budget_s(180, CONFIG, 1.0) == 540  # exponential: less the mean plus one sd
+    assert budget_s(180, CONFIG, 100.0) == 18  # never below a tenth of a job

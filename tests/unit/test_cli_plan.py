@@ -20,6 +20,9 @@ FIGURES = {
     "instance_hours",
     "billed_hours",
     "launches",
+    "launches_per_day",
+    "cost_usd",
+    "cost_per_1000_jobs_usd",
     "ratio_to_work_bound",
     "ratio_to_queue_bound",
 }
@@ -41,11 +44,22 @@ def test_json_is_one_object_with_every_policy() -> None:
         "queue_bound_hours",
         "static_machines_by_work",
         "static_machines_for_slo",
+        "min_launches",
+        "price_per_hour",
         "policies",
     }
-    assert set(plan["policies"]) == {"fleetlab", "static", "target-tracking", "keda"}
-    for figures in plan["policies"].values():
-        assert set(figures) == FIGURES
+    assert set(plan["policies"]) == {
+        "fleetlab",
+        "static",
+        "target-tracking",
+        "target-tracking-tuned",
+        "keda",
+        "keda-tuned",
+    }
+    for name, figures in plan["policies"].items():
+        tuned = {"tuned_setting"} if name.endswith("-tuned") else set()
+        assert set(figures) == FIGURES | tuned
+    assert plan["price_per_hour"] == 0.08925  # c7i.large, what `lab provision` launches
     assert plan["trace"] == "uniform"
     assert plan["static_machines_by_work"] == 5
 
@@ -81,6 +95,7 @@ def test_bad_settings_exit_nonzero_with_a_message() -> None:
         (["--policy", "magic"], "--policy must be"),
         (["--min", "5", "--max", "2"], "min (5) <= max (2)"),
         (["--billing", "weekly"], "billing must be second or hour"),
+        (["--price", "-1"], "price must not be negative"),
     ):
         result = runner.invoke(app, [*SMALL, *args])
         assert result.exit_code == 1, args
@@ -92,3 +107,20 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     result = runner.invoke(app, [*SMALL, "--policy", "fleetlab,static", "--plot", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_price_turns_instance_hours_into_dollars() -> None:
+    result = runner.invoke(app, [*SMALL, "--json", "--policy", "static", "--price", "2"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    static = plan["policies"]["static"]
+    assert static["cost_usd"] == round(2 * static["instance_hours"], 2)
+    per_1000 = 1000 * static["cost_usd"] / plan["jobs"]
+    assert abs(static["cost_per_1000_jobs_usd"] - per_1000) < 0.01
+
+
+def test_tuned_baselines_say_their_setting_in_the_table() -> None:
+    result = runner.invoke(app, [*SMALL, "--policy", "target-tracking-tuned,keda-tuned"])
+    assert result.exit_code == 0, result.output
+    assert "target-tracking-tuned: target_backlog_per_instance" in result.stdout
+    assert "keda-tuned: queue_length" in result.stdout

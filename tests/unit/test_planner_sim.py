@@ -20,6 +20,7 @@ from worker.scaler.capacity import Decision, Memory, Observed, ScalerConfig
 SMALL = PlanSpec(trace="spike", jobs_per_day=3000, days=1)
 
 
+@pytest.mark.timeout(300)  # three plans, the tuned searches included: ~60 replays of a day
 def test_the_same_seed_gives_the_same_json() -> None:
     spec = replace(SMALL, crash_per_hour=0.2, job_dist="exponential")
     first = json.dumps(make_plan(spec).as_dict(), sort_keys=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lab.planner import traces
+from lab.planner.arrivals import draw
 from lab.planner.errors import TraceError
 from lab.planner.traces import DAY_S, load, parse
 
@@ -110,8 +111,8 @@ def test_bad_files_are_refused_clearly(tmp_path: Path, text: str, message: str) 
 
 
 def test_an_unknown_name_that_is_no_file_is_refused() -> None:
-    with pytest.raises(TraceError, match="unknown trace 'weekly'"):
-        load("weekly", 1000)
+    with pytest.raises(TraceError, match="unknown trace 'fortnightly'"):
+        load("fortnightly", 1000)
 
 
 def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
@@ -128,3 +129,29 @@ def test_bad_numbers_for_synthetic_traces_are_refused() -> None:
         load("spike", 1000, days=0)
     with pytest.raises(TraceError, match="--jobs-per-day must be positive"):
         load("uniform", 0)
+
+
+def test_weekly_is_the_diurnal_day_with_a_quiet_weekend() -> None:
+    week = traces.weekly(7)
+    day = traces.diurnal(1).counts
+    per_day = len(day)
+    assert week.counts[:per_day] == day  # Monday
+    saturday = week.counts[5 * per_day : 6 * per_day]
+    assert saturday == pytest.approx([c * traces.WEEKEND_FACTOR for c in day])
+
+
+def test_bursty_is_per_second_seeded_and_bursts() -> None:
+    first = load("bursty", 10_000, days=1)
+    assert first.bin_seconds == 1 and len(first.counts) == 86_400
+    assert load("bursty", 10_000, days=1).counts == first.counts  # the same shape every time
+    assert load("bursty-2", 10_000, days=1).counts != first.counts
+    mean = sum(first.counts) / len(first.counts)
+    assert max(first.counts) > 4 * mean  # bursts and noise on top of a 2x daily peak
+
+
+def test_lognormal_jobs_keep_their_mean_and_have_a_heavy_tail() -> None:
+    jobs = draw(load("uniform", 20_000, days=2), 1, 180, "lognormal")
+    durations = sorted(jobs.durations)
+    mean = sum(durations) / len(durations)
+    assert mean == pytest.approx(180, rel=0.05)
+    assert durations[int(0.99 * len(durations))] > 4 * mean

@@ -24,6 +24,14 @@ def test_analyze_renders_the_articles_parameter() -> None:
     ]  # fmt: skip
 
 
+def test_wait_sleeps_its_seconds_and_nothing_else() -> None:
+    assert argv("wait", [("seconds", "0.5")]) == ["/bin/sleep", "0.5"]
+    with pytest.raises(ParameterRejected):
+        argv("wait", [("seconds", "-1")])
+    with pytest.raises(ParameterRejected):
+        argv("wait", [("seconds", "1; reboot")])
+
+
 def test_sox_services_use_real_binaries() -> None:
     assert argv("audio-stats", [("channel", "1")]) == ["sox", "/in", "-n", "remix", "1", "stat"]
     assert argv("audio-spectrogram", [("width", "400")])[-2:] == ["-o", "/out"]

@@ -83,6 +83,47 @@ s3_get() { # s3_get KEY FILE: a SigV4-signed GET
 }
 
 root=$FLEETLAB_ROOT
+# The venv depends on nothing but the wheelhouse and the interpreter, so it is installed once per
+# host into the venv cache, under a key of both, and every release with the same wheels links to
+# it. On EC2 the cache is the instance's own ($root/venvs: a rollback or a re-deploy of the same
+# wheels installs nothing); the lab's hypervisor points all bodies of one machine at one cache.
+# Lab-side pruning (lab/ec2/disks.py) takes a cache entry's lock before it deletes an entry that no
+# release links to, so the link is made while the lock is held.
+venvs="${FLEETLAB_VENV_CACHE:-$root/venvs}"
+install_venv() { # install_venv RELEASE: link RELEASE/venv to the cached venv of its wheels
+  local release=$1 key venv
+  key=$("$python" -c 'import hashlib, json, os, sys
+files = json.load(open(sys.argv[1]))["files"]
+wheels = sorted((p, d) for p, d in files.items() if p.startswith("wheelhouse/"))
+interpreter = [sys.version, os.path.realpath(sys.executable)]
+print(hashlib.sha256(json.dumps([wheels, interpreter]).encode()).hexdigest())' \
+    "$release/MANIFEST.json") || die "cannot compute the venv key of $release"
+  venv="$venvs/$key"
+  mkdir -p "$venvs"
+  exec 8>"$venv.lock" # its mtime says when the entry was last used
+  flock -w 300 8 || die "another boot still holds $venv.lock"
+  if [[ -f $venv/.installed ]]; then
+    log "the venv of these wheels is in the cache ($key): no install"
+  else
+    rm -rf "$venv"
+    # The venv is made at its final path: a venv's scripts carry absolute paths.
+    log "creating the release's venv with $python"
+    "$python" -m venv "$venv" || die "cannot create a venv with $python"
+    log "installing fleetlab from the bundle's wheelhouse (no index)"
+    if ! "$venv/bin/python" -m pip install --no-index --find-links "$release/wheelhouse" \
+      fleetlab >"$venv/install.log" 2>&1; then
+      tail -n 20 "$venv/install.log"
+      die "pip install of $version failed"
+    fi
+    chmod -R go-w "$venv"
+    touch "$venv/.installed" # last: a venv half made when the boot died is made again
+  fi
+  ln -sfn "$venv" "$release/venv"
+  exec 8>&-
+  # Installed, the wheels are in the venv: the release need not keep a second copy of them.
+  rm -rf "$release/wheelhouse"
+}
+
 downloads="$root/downloads"
 log "booting $FLEETLAB_INSTANCE_ID into $root (bucket $FLEETLAB_BUCKET)"
 mkdir -p "$root/releases" "$downloads" "$root/work"
@@ -121,7 +162,8 @@ read -r version key sha256 <<<"$fields"
 log "current bundle is $version"
 
 release="$root/releases/$version"
-if [[ -f $release/.installed && $(<"$release/.installed") == "$sha256" ]]; then
+if [[ -f $release/.installed && $(<"$release/.installed") == "$sha256" &&
+  -f $release/venv/.installed ]]; then
   log "release $version is already installed: no download, no install"
 else
   rm -rf "$release" "$release.partial"
@@ -148,16 +190,8 @@ for path, digest in sorted(json.load(open("MANIFEST.json"))["files"].items()):
     "$release.partial/MANIFEST.json") || die "MANIFEST.json does not name its Python"
   "$python" -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != sys.argv[1])' "$want" ||
     die "$python is not Python $want, which the bundle's wheelhouse is built for"
-  # The venv is made at its final path: a venv's scripts carry absolute paths.
   mv -T "$release.partial" "$release"
-  log "creating the release's venv with $python"
-  "$python" -m venv "$release/venv" || die "cannot create a venv with $python"
-  log "installing fleetlab from the bundle's wheelhouse (no index)"
-  if ! "$release/venv/bin/python" -m pip install --no-index --find-links "$release/wheelhouse" \
-    fleetlab >"$release/install.log" 2>&1; then
-    tail -n 20 "$release/install.log"
-    die "pip install of $version failed"
-  fi
+  install_venv "$release"
   # Written last: a release that was half installed when the boot died is redone next time.
   printf '%s\n' "$sha256" >"$release/.installed"
   log "release $version installed"

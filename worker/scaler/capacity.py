@@ -27,6 +27,7 @@ from typing import Literal
 from worker.scaler.erlang import DEFAULT_QUANTILE, servers_for
 
 State = Literal["booting", "idle", "busy", "draining", "stopped"]
+MIN_TIMED_FOR_SCV = 5  # fewer timed jobs say little about how much job times vary
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,12 @@ class ScalerConfig:
     billing_s: float = 1.0  # billing granularity: 1 (per second) or 3600 (per hour)
     billing_margin_s: float = 300.0  # hourly billing: drain only in the last part of a paid hour
     scale_in_after_s: float = 300.0  # the need must stay lower this long before a drain
-    rate_window_s: float = 900.0  # smoothing time constant of the rate and job-time estimates
+    rate_window_s: float = 3600.0  # smoothing time constant of the rate and job-time estimates
     quantile: float = DEFAULT_QUANTILE
+    min_billed_s: float = 60.0  # the least a launch is billed (AWS per second: one minute)
+    scale_in_sigma: float = 1.0  # drain only below the need at the rate + this many sd of noise
+    launch_sigma: float = 2.0  # size launches for the rate - this many sd: the queue covers more
+    catch_up_share: float = 0.8  # a backlog must clear within this share of the wait budget
 
     def problems(self) -> list[str]:
         """What is wrong with this configuration (empty when it is usable)."""
@@ -56,9 +61,19 @@ class ScalerConfig:
         for name in ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s"):
             if getattr(self, name) <= 0:
                 found.append(f"{name} must be positive")
-        for name in ("boot_s", "boot_timeout_s", "billing_margin_s", "scale_in_after_s"):
+        for name in (
+            "boot_s",
+            "boot_timeout_s",
+            "billing_margin_s",
+            "scale_in_after_s",
+            "min_billed_s",
+            "scale_in_sigma",
+            "launch_sigma",
+        ):
             if getattr(self, name) < 0:
                 found.append(f"{name} must not be negative")
+        if not 0 < self.catch_up_share <= 1:
+            found.append("catch_up_share must be in (0, 1]")
         if not 0 < self.quantile < 1:
             found.append("quantile must be between 0 and 1")
         return found
@@ -95,6 +110,7 @@ class Memory:
     rate: float = 0.0  # smoothed arrivals per second
     fast: float = 0.0  # the same, smoothed over a sixth of the window: sees a step sooner
     job_s: float | None = None  # smoothed job time
+    scv: float | None = None  # smoothed squared coefficient of variation of the job time
     outstanding: int = 0  # visible + in flight + delayed at the last tick
     needs: tuple[tuple[float, int], ...] = ()  # recent (time, need), for the scale-in window
 
@@ -159,17 +175,25 @@ def sort_members(members: Sequence[Member], config: ScalerConfig, now: float) ->
     return Fleet(tuple(serving), tuple(booting), tuple(draining), tuple(stopped), tuple(unhealthy))
 
 
-def job_time(observed: Observed, memory: Memory, config: ScalerConfig, now: float) -> float:
-    """Mean job time: the recent durations, smoothed like the rate (a mean of twenty varied
-    jobs swings by a fifth from tick to tick); the configured guess before any were timed."""
+def job_time(
+    observed: Observed, memory: Memory, config: ScalerConfig, now: float
+) -> tuple[float, float | None]:
+    """Mean job time and its squared coefficient of variation (None until enough were timed):
+    the recent durations, smoothed like the rate (a mean of twenty varied jobs swings by a fifth
+    from tick to tick); the configured guess before any were timed."""
     timed = [s for s in observed.job_seconds if s > 0]
     if not timed:
-        return memory.job_s or config.job_s
-    sample = sum(timed) / len(timed)
+        return memory.job_s or config.job_s, memory.scv
+    mean = sum(timed) / len(timed)
+    scv = None
+    if len(timed) >= MIN_TIMED_FOR_SCV:
+        scv = sum((s - mean) ** 2 for s in timed) / (len(timed) - 1) / mean**2
     if memory.job_s is None or memory.at is None:
-        return sample
+        return mean, scv
     weight = 1.0 - math.exp(-max(0.0, now - memory.at) / config.rate_window_s)
-    return memory.job_s + weight * (sample - memory.job_s)
+    if scv is not None and memory.scv is not None:
+        scv = memory.scv + weight * (scv - memory.scv)
+    return memory.job_s + weight * (mean - memory.job_s), scv if scv is not None else memory.scv
 
 
 def estimate_rate(
@@ -192,36 +216,85 @@ def estimate_rate(
     return (fast if abs(fast - slow) > 3 * noise else slow), fast
 
 
-def need(observed: Observed, rate: float, job_s: float, config: ScalerConfig) -> tuple[int, str]:
+def budget_s(job_s: float, config: ScalerConfig, scv: float | None = None) -> float:
+    """What a job may wait and still be on time: the SLO less a long job's run, the mean plus one
+    standard deviation of the timed jobs (just the mean until they were timed, or when they all
+    take the same time). With heavy-tailed jobs the mean would leave the long ones no time."""
+    spread = math.sqrt(scv) if scv else 0.0
+    return max(config.slo_p95_s - job_s * (1 + spread), 0.1 * job_s)
+
+
+def steady_need(rate: float, job_s: float, scv: float | None, config: ScalerConfig) -> int:
+    """Instances an M/G/c queue at ``rate`` needs so that 95 % of waits fit the budget. The
+    budget is spent, not hoarded: with the timed jobs' own variability (fixed-length jobs wait
+    about half as long as M/M/c's exponential ones), M/M/c until enough jobs were timed."""
+    variability = 1.0 if scv is None else scv
+    budget = budget_s(job_s, config, scv)
+    return servers_for(rate, job_s, budget, config.quantile, scv=variability)
+
+
+def need(
+    observed: Observed, rate: float, job_s: float, scv: float | None, config: ScalerConfig
+) -> tuple[int, str]:
     """Instances needed now (before min/max), and the reason in words."""
-    budget = max(config.slo_p95_s - job_s, 0.1 * job_s)  # what a job may wait and still be on time
-    steady = servers_for(rate, job_s, budget, config.quantile)
+    budget = budget_s(job_s, config, scv)
+    steady = steady_need(rate, job_s, scv, config)
     # The newest of a backlog B waits about B·job/c on c instances. When that exceeds half the
     # budget, more are needed now: the rate estimate lags a step up in demand, the queue does not.
     backlog = observed.visible + observed.delayed
-    catch_up = math.ceil(backlog * job_s / (budget / 2))
+    clear_s = budget * config.catch_up_share
+    catch_up = math.ceil(backlog * job_s / clear_s)
     if catch_up > steady:
-        return catch_up, f"backlog {backlog} must clear within {budget / 2:.0f} s"
+        return catch_up, f"backlog {backlog} must clear within {clear_s:.0f} s"
     return steady, f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s within {budget:.0f} s wait (p95)"
+
+
+def rate_noise(rate: float, config: ScalerConfig) -> float:
+    """The standard deviation of the slow rate estimate from Poisson arrivals alone: an
+    exponential average over ``rate_window_s`` of a process of ``rate`` per second."""
+    return math.sqrt(rate / (2 * config.rate_window_s))
+
+
+def keep_need(
+    rate: float, fast: float, job_s: float, scv: float | None, config: ScalerConfig
+) -> int:
+    """The fewest instances scale-in may leave: what would be launched again soon. Two guards
+    against paying a launch (a boot's idle time, the minimum bill) to undo a drain:
+
+    - noise: the need at the rate plus ``scale_in_sigma`` standard deviations of its estimate
+      (Poisson arrivals smoothed over ``rate_window_s``), so that a need wobbling across a
+      boundary between c and c + 1 instances is not followed down and up again;
+    - trend: the need at the rate projected one boot time (plus the scale-in window) ahead from
+      the fast estimate's lead over the slow one, so a rising demand is not drained into.
+    """
+    window = config.rate_window_s
+    noise = rate_noise(rate, config)
+    slope = (fast - rate) / (window * 5 / 6)  # a ramp puts the fast EMA this far ahead
+    ahead = fast + slope * (window / 6 + config.boot_s + config.scale_in_after_s)
+    wobble = steady_need(rate + config.scale_in_sigma * noise, job_s, scv, config)
+    return max(wobble, steady_need(max(0.0, ahead), job_s, scv, config))
 
 
 def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
     """The policy: launch, drain, terminate and replace, from ``observed`` at time ``now``."""
-    job_s = job_time(observed, memory, config, now)
+    job_s, scv = job_time(observed, memory, config, now)
     rate, fast = estimate_rate(observed, memory, job_s, config, now)
-    wanted, why = need(observed, rate, job_s, config)
+    low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
+    wanted, why = need(observed, low, job_s, scv, config)
     wanted = min(config.max_instances, max(config.min_instances, wanted))
+    keep = min(config.max_instances, max(wanted, keep_need(rate, fast, job_s, scv, config)))
     fleet = sort_members(observed.members, config, now)
     window = now - config.scale_in_after_s
     # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
     # for one window rather than drain it on a single look at an idle moment.
     known = memory.needs if memory.at is not None else ((now, fleet.capacity),)
-    needs = (*(n for n in known if n[0] > window), (now, wanted))
+    needs = (*(n for n in known if n[0] > window), (now, keep))
     memory = Memory(
         at=now,
         rate=rate,
         fast=fast,
         job_s=job_s,
+        scv=scv,
         outstanding=observed.visible + observed.in_flight + observed.delayed,
         needs=needs,
     )
@@ -263,6 +336,11 @@ def pick_drains(
         used = max(0.0, now - member.launched_at) % config.billing_s
         return config.billing_s - used
 
-    eligible = [m for m in fleet.serving if paid_left(m) <= config.billing_margin_s]
+    # An instance younger than the minimum bill is paid for that long anyway: keep it until then.
+    eligible = [
+        m
+        for m in fleet.serving
+        if paid_left(m) <= config.billing_margin_s and now - m.launched_at >= config.min_billed_s
+    ]
     order = sorted(eligible, key=lambda m: (m.id == self_id, m.state != "idle", paid_left(m)))
     return tuple(m.id for m in order[:surplus])

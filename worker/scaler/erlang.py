@@ -27,25 +27,36 @@ def erlang_c(servers: int, load: float) -> float:
     return servers * blocking / (servers - load * (1 - blocking))
 
 
-def wait_exceeds(servers: int, rate: float, job_s: float, wait_s: float) -> float:
-    """P(wait > ``wait_s``) in M/M/c at ``rate`` arrivals/s and mean service ``job_s``."""
+def wait_exceeds(servers: int, rate: float, job_s: float, wait_s: float, scv: float = 1.0) -> float:
+    """P(wait > ``wait_s``) in M/M/c at ``rate`` arrivals/s and mean service ``job_s``.
+
+    ``scv`` (squared coefficient of variation of the job time; 1 for exponential jobs, the M/M/c
+    case) scales the waits as in the Allen-Cunneen approximation of M/G/c: waits are (1 + scv) / 2
+    of M/M/c's, so the tail decays 2 / (1 + scv) times as fast. Fixed-length jobs (scv 0) wait
+    half as long as exponential ones; heavy-tailed ones (scv > 1) longer.
+    """
     load = rate * job_s
     if load <= 0:
         return 0.0
     if servers <= load:
         return 1.0
-    drain = (servers - load) / job_s  # c·mu - lambda
+    drain = (servers - load) / job_s * 2 / (1 + max(0.0, scv))  # (c·mu - lambda), corrected
     return erlang_c(servers, load) * math.exp(-drain * max(0.0, wait_s))
 
 
 def servers_for(
-    rate: float, job_s: float, wait_s: float, quantile: float = DEFAULT_QUANTILE, cap: int = 100_000
+    rate: float,
+    job_s: float,
+    wait_s: float,
+    quantile: float = DEFAULT_QUANTILE,
+    cap: int = 100_000,
+    scv: float = 1.0,
 ) -> int:
     """The smallest c for which P(wait > ``wait_s``) ≤ ``quantile``; 0 when nothing arrives."""
     if rate <= 0 or job_s <= 0:
         return 0
     servers = max(1, math.floor(rate * job_s) + 1)
-    while servers < cap and wait_exceeds(servers, rate, job_s, wait_s) > quantile:
+    while servers < cap and wait_exceeds(servers, rate, job_s, wait_s, scv) > quantile:
         servers += 1
     return servers
 
