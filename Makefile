@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 EMULATOR ?=
 EMULATORS := $(or $(EMULATOR),local localstack)
 
-.PHONY: help deps venv lab-up lab-down test test-unit test-integration check lint typecheck format bench clean
+.PHONY: help deps venv lab-up lab-down test test-unit test-integration check lint typecheck format bench soak clean
 
 help:
 	@echo "make lab-up      create .venv, install, start the lab on moto and run the sample jobs"
@@ -19,6 +19,7 @@ help:
 	@echo "                 (EMULATOR=local or EMULATOR=localstack: on that one only)"
 	@echo "make check       the same as make test"
 	@echo "make bench       pipeline benchmark beside the Celery peer, planner table, lab twin (JSON lines)"
+	@echo "make soak        lab chaos explore: 1,000 requests and about 60 faults, on each emulator"
 
 deps:
 	./scripts/install-system-deps
@@ -76,6 +77,15 @@ bench: deps venv
 	$(BIN)/python bench/pipeline.py --n 500 --reps 3
 	$(BIN)/python bench/plan.py --seeds 3
 	$(BIN)/python bench/twin.py
+
+# The explorer at scale, on a clean lab per emulator: 1,000 requests over about 5 minutes with
+# faults at 12 a minute (seed 1); each report goes to soak-<env>.json, the wall time beside it.
+SOAK_ARGS ?= --seed 1 --jobs 1000 --intensity 12
+soak: venv
+	status=0; for env in $(EMULATORS); do echo "== lab chaos explore on $$env"; \
+	  start=$$(date +%s); $(BIN)/lab chaos explore --clean --env $$env $(SOAK_ARGS) --json \
+	    --plot soak-$$env.png > soak-$$env.json || status=1; \
+	  echo "$$env: $$(( $$(date +%s) - start )) s wall"; done; exit $$status
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

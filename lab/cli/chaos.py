@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from lab.chaos import runner
+from lab.chaos.explore import explore, sabotage
+from lab.chaos.explore import report as explore_report
+from lab.chaos.explore.runner import Outcome
+from lab.chaos.explore.schedule import Schedule, ScheduleError
 from lab.chaos.report import COLUMNS, details, rows, table
 from lab.chaos.scenarios import SCENARIOS, named
 from lab.cli import progress, tables
 from lab.cli.common import emit_json, errors_to_exit, settings
 from lab.dashboard.api import reports_dir
+from lab.runtime.settings import LabSettings
 
 app = typer.Typer(no_args_is_help=True, help="Replay faults as seeded scenarios.")
 
@@ -67,4 +74,107 @@ def run(
         else:
             typer.echo(table(reports))
     if not all(r.passed for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command("explore")
+def explore_cmd(
+    seed: Annotated[int, typer.Option(help="Same seed, same schedule.")] = 1,
+    jobs: Annotated[int, typer.Option(help="Requests to send.", min=1)] = 200,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds to send over (default: jobs / 3.5, >= 60).")
+    ] = None,
+    fault_kinds: Annotated[
+        str | None, typer.Option("--faults", help="Comma-separated fault kinds (default: all).")
+    ] = None,
+    intensity: Annotated[float, typer.Option(help="Faults per minute, on average.")] = 10.0,
+    clean: Annotated[bool, typer.Option(help="On a clean lab of its own, not `lab up`'s.")] = False,
+    env_name: Annotated[
+        str | None, typer.Option("--env", help="local (moto) or localstack; default: the lab's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    plot_file: Annotated[Path | None, typer.Option("--plot", help="Write a PNG timeline.")] = None,
+    save: Annotated[
+        Path | None, typer.Option("--save-schedule", help="Write the schedule as JSON.")
+    ] = None,
+    shrink_trials: Annotated[
+        int, typer.Option("--shrink", help="Replays to shrink a failing schedule (0: none).")
+    ] = 12,
+) -> None:
+    """Random faults under a sustained load, every request checked; exit 1 on a broken rule."""
+    _sabotage_for_tests()
+    with errors_to_exit():
+        config = settings(env_name)
+        names = (
+            tuple(n.strip() for n in fault_kinds.split(",") if n.strip()) if fault_kinds else None
+        )
+        try:
+            schedule = explore.draw(explore.Options(seed, jobs, duration, names, intensity))
+        except KeyError as exc:
+            raise ScheduleError(str(exc.args[0])) from None
+        if save:
+            schedule.save(save)
+        say = (lambda _: None) if as_json else typer.echo
+        outcome = explore.play(config, schedule, clean, say)
+    _finish(config, outcome, as_json, plot_file, shrink_trials, say)
+
+
+@app.command("replay")
+def replay_cmd(
+    schedule_file: Annotated[Path, typer.Argument(help="A schedule saved by explore.")],
+    env_name: Annotated[
+        str | None, typer.Option("--env", help="local (moto) or localstack; default: the lab's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    plot_file: Annotated[Path | None, typer.Option("--plot", help="Write a PNG timeline.")] = None,
+) -> None:
+    """Play a saved schedule again on a clean lab; exit 1 on a broken rule."""
+    _sabotage_for_tests()
+    with errors_to_exit():
+        config = settings(env_name)
+        schedule = Schedule.load(schedule_file)
+        say = (lambda _: None) if as_json else typer.echo
+        outcome = explore.play(config, schedule, True, say)
+    _finish(config, outcome, as_json, plot_file, 0, say)
+
+
+def _sabotage_for_tests() -> None:
+    # The faults that make the system wrong on purpose exist for the tests that show the
+    # explorer notices; a user never meets them.
+    if os.environ.get("FLEETLAB_EXPLORE_SABOTAGE") == "1":
+        sabotage.enable()
+
+
+def _finish(
+    config: LabSettings,
+    outcome: Outcome,
+    as_json: bool,
+    plot_file: Path | None,
+    shrink_trials: int,
+    say: Callable[[str], None],
+) -> None:
+    if plot_file:
+        explore_report.plot(outcome, plot_file)
+    data = explore_report.as_dict(outcome)
+    if not outcome.passed and shrink_trials > 0:
+        with errors_to_exit():
+            small = explore.minimise(config, outcome.schedule, shrink_trials, say)
+            path = config.home / f"explore-{outcome.schedule.seed}-shrunk.json"
+            small.save(path)
+        data["shrunk"] = {
+            "schedule": str(path),
+            "jobs": len(small.jobs),
+            "faults": len(small.faults),
+        }
+        data["replay"] = f"lab chaos replay {path}"
+    if as_json:
+        emit_json(data)
+    else:
+        typer.echo(explore_report.text(outcome))
+        if "replay" in data:
+            typer.echo(
+                f"\nshrunk to {len(small.jobs)} jobs and {len(small.faults)} faults; replay with:"
+            )
+            typer.echo(f"  {data['replay']}")
+    if not outcome.passed:
         raise typer.Exit(1)

@@ -555,3 +555,27 @@ def test_heartbeat_keeps_a_long_job_invisible(lab: Lab, start_worker: StartWorke
     assert len(worker.events("received", message_id)) == 1  # it never came back
     assert not worker.events("duplicate") and not worker.events("busy")
     wait_until(lambda: lab.depth() == (0, 0), 10, "the request queue to be empty")
+
+
+@pytest.mark.timeout(400)  # an 8 s job, which a loaded machine stretches to minutes
+def test_a_copy_busy_on_its_last_receive_is_dead_lettered_with_its_reason(
+    make_lab: Callable[..., Lab], start_worker: StartWorker
+) -> None:
+    # Found by `lab chaos explore`: a resubmission that arrived while its request ran longer
+    # than its receives last spent them all on "busy", and SQS moved it to the dead-letter
+    # queue with no line saying why.
+    lab = make_lab(visibility_timeout_s=2, max_receive_count=2)
+    url = lab.put_bytes("in/long.fakevideo", fake_video(wall_seconds(8)))
+    body = request(request_id=f"busy-{tag()}", input_url=url)
+    first = start_worker(lab, name="worker-a")
+    original = lab.send(body)
+    first.wait_for("claimed", original)
+    second = start_worker(lab, name="worker-b")
+    copy = lab.send(body)
+    [line] = second.wait_for("dead-letter", copy, timeout_s=120)  # slow on a loaded machine
+    assert line.status == "CLAIM_BUSY"
+    assert "the holder answers" in line.detail
+    assert len(second.events("busy", copy)) == lab.env.max_receive_count - 1
+    [answer] = raw_responses(lab, 1, wait_s=240)
+    assert parse_response(answer, "queue").message_id == original
+    assert len(first.events("ran", original)) == 1 and not second.events("ran")

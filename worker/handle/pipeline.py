@@ -116,11 +116,7 @@ class Pipeline:
                 job.key, message.message_id, self.wall(), self.config.visibility_timeout_s
             )
         except ClaimBusy as exc:
-            delay = min(_MAX_VISIBILITY_S, max(1, math.ceil(exc.retry_after) + 1))
-            return _outcome(
-                about, "retried", RetryAfter(delay), "busy", "retry", f"{exc}; back in {delay}s",
-                code=exc.code,
-            )  # fmt: skip
+            return self.busy(about, exc)
         if isinstance(got, AlreadyDone):
             self.log.event(
                 "duplicate", detail=f"finished before by {got.claim.owner}", **about.ids()
@@ -196,6 +192,21 @@ class Pipeline:
             return Answer(response, dead_letter=verdict.dead_letter)
         self.log.event("ran", seconds=took, **about.ids())
         return verdict
+
+    def busy(self, about: _About, exc: ClaimBusy) -> Outcome:
+        """Another worker holds the claim: back on the queue once its lease would end."""
+        delay = min(_MAX_VISIBILITY_S, max(1, math.ceil(exc.retry_after) + 1))
+        if about.message.last_receive(self.config.max_receive_count):
+            # A copy that waited out its receives behind a long job (found by `lab chaos
+            # explore`): its next receive moves it to the dead-letter queue, and every dead
+            # letter must say why. The holder answers the request.
+            detail = f"{exc} on its last receive; the holder answers"
+            return _outcome(about, "dead-lettered", RetryAfter(delay), "dead-letter",
+                            exc.code, detail, exc.code)  # fmt: skip
+        return _outcome(
+            about, "retried", RetryAfter(delay), "busy", "retry", f"{exc}; back in {delay}s",
+            code=exc.code,
+        )  # fmt: skip
 
     def deliver(self, about: _About, output: OutputSpec, body: bytes, kind: Kind) -> Outcome:
         """Deliver; then decide: delete it, or (a poison) hand it back for the DLQ; on failure

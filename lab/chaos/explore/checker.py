@@ -1,0 +1,267 @@
+"""The explorer's checker: evidence in, verdict out. No I/O and no clock, so that it can be
+tested on hand-made evidence and trusted on real evidence.
+
+Every request sent is put in one class, as Jepsen's total-queue checker does:
+``answered`` once; ``duplicate_effects`` (a completed run that began after another had finished,
+or two different response bodies); ``dead_lettered`` (in the dead-letter queue); ``lost``
+(neither answered nor dead-lettered). A response to nothing sent is ``unexpected``. Then the
+rules of DESIGN.md, on the same evidence.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.chaos.evidence import Evidence
+from lab.client.activity import Line
+from worker.state.activity import EventName
+from worker.state.claims import claim_key
+from worker.state.layout import claim_path
+
+CLASSES = ("answered", "duplicate_effects", "lost", "dead_lettered", "unexpected")
+# A worker's own account that a message it claimed came to an end (any end but a kill).
+ENDINGS: frozenset[EventName] = frozenset(
+    {"ran", "error", "fenced", "retry", "delivered", "dead-letter", "released"}
+)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One message the explorer sent: the key its response will carry (the request id, or
+    ``message:<id>`` for a body too broken to name one) and when (epoch seconds)."""
+
+    key: str
+    at: float
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule checked on the evidence."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the checker found: each request's class, the counts, the rules, the latencies."""
+
+    classes: Mapping[str, str]  # key -> class, for every key sent and every unexpected one
+    rules: tuple[Rule, ...]
+    latency: Mapping[str, float]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many requests are in each class (every class named, zeros too)."""
+        counts = dict.fromkeys(CLASSES, 0)
+        for kind in self.classes.values():
+            counts[kind] += 1
+        return counts
+
+    @property
+    def passed(self) -> bool:
+        """Every rule held."""
+        return all(r.passed for r in self.rules)
+
+    def keys(self, kind: str) -> list[str]:
+        """The keys in class ``kind``, sorted."""
+        return sorted(k for k, v in self.classes.items() if v == kind)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the checker needs besides the evidence: the fleet's samples and bounds."""
+
+    fleet: Sequence[tuple[float, int]] = ()  # (epoch seconds, instances pending or running)
+    bounds: tuple[int, int] = (0, 1_000_000)  # the scaler's min and max
+    below_min_grace_s: float = 45.0  # a replacement's time: stale heartbeat, tick, boot
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def check(evidence: Evidence, sent: Sequence[Sent], context: Context) -> Verdict:
+    """Classify every request ``sent`` and check the rules on ``evidence``."""
+    classes = classify(evidence, sent)
+    counts = dict.fromkeys(CLASSES, 0)
+    for kind in classes.values():
+        counts[kind] += 1
+    rules = (
+        _count_rule("nothing lost", classes, "lost"),
+        _count_rule("no duplicate effect", classes, "duplicate_effects"),
+        _count_rule("no unexpected response", classes, "unexpected"),
+        fencing(evidence),
+        dead_letters_explained(evidence),
+        scale_in_kills_nothing(evidence),
+        fleet_within_bounds(context),
+    )
+    return Verdict(classes, rules, latency(evidence, sent))
+
+
+def classify(evidence: Evidence, sent: Sequence[Sent]) -> dict[str, str]:
+    """Each key sent -> its class; each key answered but never sent -> ``unexpected``."""
+    bodies: dict[str, set[str]] = defaultdict(set)
+    for response in evidence.responses:
+        bodies[response.request_id].add(_result(response.body))
+    runs = _runs(evidence.activity)
+    dead = set(evidence.dead_letters.values())
+    classes: dict[str, str] = {}
+    for key in {s.key for s in sent}:
+        if len(bodies.get(key, ())) > 1 or _ran_again(runs.get(key, [])):
+            classes[key] = "duplicate_effects"
+        elif key in dead:
+            classes[key] = "dead_lettered"
+        elif key in bodies:
+            classes[key] = "answered"
+        else:
+            classes[key] = "lost"
+    for key in bodies:
+        classes.setdefault(key, "unexpected")
+    return classes
+
+
+_MESSAGE_ID = re.compile(r'\smessageId="[^"]*"')
+
+
+def _comparable(body: str) -> str:
+    # The same response re-sent is byte-identical; normalise only line endings and edges.
+    return body.replace("\r\n", "\n").strip()
+
+
+def _result(body: str) -> str:
+    """A response's result: its body without the message id. Two copies of a request that is
+    rejected before any claim (an invalid resubmission) are answered each under its own
+    message id with the same result: no effect at all, so no duplicate one. A second run that
+    publishes shows as a second run, or under fencing."""
+    return _MESSAGE_ID.sub("", _comparable(body))
+
+
+def _runs(activity: Sequence[Line]) -> dict[str, list[tuple[float, float]]]:
+    """Completed runs per request: (start, end) from each "ran" line's time and duration."""
+    runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for line in activity:
+        if line.event == "ran":
+            end = line.at_ms / 1000
+            took = 0.0 if line.seconds == "-" else float(line.seconds)
+            runs[line.request_id].append((end - took, end))
+    return runs
+
+
+def _ran_again(runs: list[tuple[float, float]]) -> bool:
+    """True when a run began after another had finished (overlapping deliveries of a short
+    job may both run; only a later one is a duplicate effect)."""
+    ordered = sorted(runs)
+    first_end = float("inf")
+    for start, end in ordered:
+        if start >= first_end:
+            return True
+        first_end = min(first_end, end)
+    return False
+
+
+def _count_rule(name: str, classes: Mapping[str, str], kind: str) -> Rule:
+    found = sorted(k for k, v in classes.items() if v == kind)
+    return Rule(name, not found, f"{len(found)}: {', '.join(found[:10])}" if found else "")
+
+
+def fencing(evidence: Evidence) -> Rule:
+    """No result published by a lost claim: every response to a request whose claim is done
+    carries the very response the claim's holder recorded (its conditional write won)."""
+    stored: dict[str, str] = {}
+    for key, doc in evidence.claims.items():
+        if doc.get("state") == "done" and isinstance(doc.get("response"), str):
+            stored[key] = _comparable(doc["response"])
+    wrong = []
+    for response in evidence.responses:
+        if response.request_id.startswith("message:"):
+            key = claim_key(response.request_id.removeprefix("message:"), None)
+        else:
+            key = claim_key("", response.request_id)
+        expected = stored.get(claim_path(key))
+        if expected is not None and _comparable(response.body) != expected:
+            wrong.append(response.request_id)
+    detail = f"{len(wrong)} published without the claim: {', '.join(sorted(set(wrong))[:10])}"
+    return Rule("no result published by a lost claim", not wrong, detail if wrong else "")
+
+
+def dead_letters_explained(evidence: Evidence) -> Rule:
+    """Every request in the dead-letter queue has a "dead-letter" line with its reason."""
+    explained = {x.request_id for x in evidence.lines("dead-letter")}
+    bare = sorted({r for r in evidence.dead_letters.values() if r not in explained})
+    n = len(evidence.dead_letters)
+    return Rule(
+        "every dead letter has a logged reason",
+        not bare,
+        f"no reason for {', '.join(bare[:10])}" if bare else f"{n} dead letter(s)",
+    )
+
+
+def scale_in_kills_nothing(evidence: Evidence) -> Rule:
+    """An instance the scaler terminated as drained had ended every job it claimed."""
+    drained = {
+        x.detail.split(":", 1)[0]
+        for x in evidence.lines("terminated")
+        if x.detail.endswith("drained and stopped")
+    }
+    killed = []
+    for worker in sorted(drained):
+        claimed = {
+            x.message_id for x in evidence.activity if x.worker == worker and x.event == "claimed"
+        }
+        ended = {
+            x.message_id for x in evidence.activity if x.worker == worker and x.event in ENDINGS
+        }
+        killed += [f"{m} on {worker}" for m in sorted(claimed - ended)]
+    return Rule(
+        "scale-in never kills a running job",
+        not killed,
+        ", ".join(killed[:10]) if killed else f"{len(drained)} drained instance(s)",
+    )
+
+
+def fleet_within_bounds(context: Context) -> Rule:
+    """Never above the maximum; below the minimum no longer than a replacement takes."""
+    low, high = context.bounds
+    samples = sorted(context.fleet)
+    above = [n for _, n in samples if n > high]
+    longest, since = 0.0, None
+    for at, n in samples:
+        if n < low:
+            since = at if since is None else since
+            longest = max(longest, at - since)
+        else:
+            since = None
+    sizes = [n for _, n in samples]
+    detail = (
+        f"sizes {min(sizes, default=0)}..{max(sizes, default=0)} within {low}..{high}; "
+        f"longest below min {longest:.1f} s"
+    )
+    ok = not above and longest <= context.below_min_grace_s
+    return Rule("fleet within min..max", ok, detail)
+
+
+def latency(evidence: Evidence, sent: Sequence[Sent]) -> dict[str, float]:
+    """Seconds from a request's first send to its first response: p50, p95, max, count."""
+    first_sent: dict[str, float] = {}
+    for s in sent:
+        first_sent[s.key] = min(first_sent.get(s.key, s.at), s.at)
+    first_answer: dict[str, float] = {}
+    for r in evidence.responses:
+        first_answer[r.request_id] = min(first_answer.get(r.request_id, r.at), r.at)
+    waits = sorted(
+        max(0.0, first_answer[k] - at) for k, at in first_sent.items() if k in first_answer
+    )
+    if not waits:
+        return {"count": 0, "p50_s": 0.0, "p95_s": 0.0, "max_s": 0.0}
+    p95 = statistics.quantiles(waits, n=20, method="inclusive")[-1] if len(waits) > 1 else waits[0]
+    return {
+        "count": len(waits),
+        "p50_s": round(statistics.median(waits), 3),
+        "p95_s": round(p95, 3),
+        "max_s": round(waits[-1], 3),
+    }

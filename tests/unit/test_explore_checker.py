@@ -1,0 +1,179 @@
+"""The explorer's checker on hand-made evidence: every class, every rule, each made to fail."""
+
+from __future__ import annotations
+
+from lab.chaos.evidence import Evidence, Response
+from lab.chaos.explore.checker import Context, Sent, check, classify, latency
+from lab.client.activity import Line
+from worker.state.claims import claim_key
+from worker.state.layout import claim_path
+
+T0 = 1_000_000.0
+
+
+def body(request_id: str, text: str = "ok") -> str:
+    return f'<response service="noop" status="success"><request requestId="{request_id}"/>{text}</response>'
+
+
+def answer(request_id: str, text: str = "ok", at: float = T0 + 2, via: str = "queue") -> Response:
+    return Response(request_id, f"m-{request_id}", via, body(request_id, text), at, "success", None)
+
+
+def ran(request_id: str, end: float, seconds: float, worker: str = "i-1") -> Line:
+    return Line(worker, f"m-{request_id}", request_id, "ran", "ok", "", seconds=f"{seconds:.3f}",
+                at_ms=round(end * 1000))  # fmt: skip
+
+
+def line(
+    event: str, request_id: str, worker: str = "i-1", detail: str = "", message: str = ""
+) -> Line:
+    return Line(worker, message or f"m-{request_id}", request_id, event, "ok", detail,
+                at_ms=round(T0 * 1000))  # fmt: skip
+
+
+def sent(*keys: str) -> list[Sent]:
+    return [Sent(k, T0) for k in keys]
+
+
+def rule(verdict_rules: tuple[object, ...], name: str) -> object:
+    return next(r for r in verdict_rules if r.name == name)  # type: ignore[attr-defined]
+
+
+def test_each_request_gets_its_class() -> None:
+    evidence = Evidence(
+        queue=[answer("a"), answer("d"), answer("stray")],
+        callbacks=[answer("b", via="callback"), answer("b", via="callback")],  # same body twice
+        dead_letters={"dlq-1": "c", "dlq-2": "d"},
+        activity=[ran("a", T0 + 1, 0.5), ran("b", T0 + 1, 0.5)],
+    )
+    classes = classify(evidence, sent("a", "b", "c", "d", "e"))
+    assert classes == {
+        "a": "answered",
+        "b": "answered",  # a repeated callback with the same body is no duplicate effect
+        "c": "dead_lettered",
+        "d": "dead_lettered",  # answered and dead-lettered (a poison request): dead-lettered
+        "e": "lost",
+        "stray": "unexpected",
+    }
+
+
+def test_a_run_after_a_finished_one_is_a_duplicate_effect() -> None:
+    evidence = Evidence(
+        queue=[answer("a"), answer("b")],
+        activity=[
+            ran("a", T0 + 1, 0.5),
+            ran("a", T0 + 3, 0.5),  # began at T0 + 2.5, after the first ended at T0 + 1
+            ran("b", T0 + 1.0, 0.8),
+            ran("b", T0 + 1.2, 0.8),  # overlapping deliveries of a short job: allowed
+        ],
+    )
+    verdict = check(evidence, sent("a", "b"), Context())
+    assert verdict.classes == {"a": "duplicate_effects", "b": "answered"}
+    assert verdict.counts["duplicate_effects"] == 1
+    assert not rule(verdict.rules, "no duplicate effect").passed  # type: ignore[attr-defined]
+    assert not verdict.passed
+
+
+def test_two_different_bodies_are_a_duplicate_effect() -> None:
+    evidence = Evidence(queue=[answer("a", "one")], callbacks=[answer("a", "two", via="callback")])
+    assert classify(evidence, sent("a")) == {"a": "duplicate_effects"}
+
+
+def test_lost_and_unexpected_break_their_rules() -> None:
+    verdict = check(Evidence(queue=[answer("nobody-sent-this")]), sent("a"), Context())
+    assert verdict.counts == {
+        "answered": 0, "duplicate_effects": 0, "lost": 1, "dead_lettered": 0, "unexpected": 1,
+    }  # fmt: skip
+    broken = {r.name for r in verdict.rules if not r.passed}
+    assert broken == {"nothing lost", "no unexpected response"}
+
+
+def test_a_clean_run_passes_every_rule() -> None:
+    evidence = Evidence(
+        queue=[answer("a")],
+        dead_letters={"d1": "p"},
+        activity=[ran("a", T0 + 1, 0.5), line("dead-letter", "p")],
+        claims={claim_path(claim_key("", "a")): {"state": "done", "response": body("a")}},
+    )
+    verdict = check(evidence, sent("a", "p"), Context(fleet=[(T0, 2), (T0 + 5, 3)], bounds=(2, 3)))
+    assert verdict.passed, verdict.rules
+    assert verdict.counts["answered"] == 1 and verdict.counts["dead_lettered"] == 1
+
+
+def test_fencing_catches_a_result_the_claim_does_not_hold() -> None:
+    key = claim_path(claim_key("", "a"))
+    evidence = Evidence(
+        queue=[answer("a", "late zombie result")],
+        claims={key: {"state": "done", "response": body("a", "the takeover's result")}},
+    )
+    verdict = check(evidence, sent("a"), Context())
+    fencing = rule(verdict.rules, "no result published by a lost claim")
+    assert not fencing.passed and "a" in fencing.detail  # type: ignore[attr-defined]
+
+
+def test_fencing_keys_a_body_without_request_id_by_its_message_id() -> None:
+    stray = Response("message:m-9", "m-9", "queue", body("", "x"), T0, "error", "MALFORMED_XML")
+    key = claim_path(claim_key("m-9", None))
+    evidence = Evidence(queue=[stray], claims={key: {"state": "done", "response": body("", "y")}})
+    assert not rule(check(evidence, [Sent("message:m-9", T0)], Context()).rules,
+                    "no result published by a lost claim").passed  # type: ignore[attr-defined]  # fmt: skip
+
+
+def test_a_dead_letter_without_a_logged_reason_breaks_its_rule() -> None:
+    evidence = Evidence(dead_letters={"d1": "a", "d2": "b"}, activity=[line("dead-letter", "a")])
+    found = rule(
+        check(evidence, sent("a", "b"), Context()).rules, "every dead letter has a logged reason"
+    )
+    assert not found.passed and "b" in found.detail  # type: ignore[attr-defined]
+
+
+def test_scale_in_that_kills_a_claimed_job_is_caught() -> None:
+    activity = [
+        line("claimed", "a", worker="i-9", message="m1"),
+        line("ran", "a", worker="i-9", message="m1"),
+        line("claimed", "b", worker="i-9", message="m2"),  # never ended
+        line("terminated", "-", worker="i-1-scaler", detail="i-9: drained and stopped"),
+        line("claimed", "c", worker="i-8", message="m3"),  # i-8 crashed: not a scale-in
+    ]
+    found = rule(check(Evidence(activity=activity), [], Context()).rules,
+                 "scale-in never kills a running job")  # fmt: skip
+    assert not found.passed and "m2 on i-9" in found.detail  # type: ignore[attr-defined]
+    fine = [x for x in activity if x.message_id != "m2"]
+    assert rule(check(Evidence(activity=fine), [], Context()).rules,
+                "scale-in never kills a running job").passed  # type: ignore[attr-defined]  # fmt: skip
+
+
+def test_fleet_bounds_above_max_at_once_below_min_only_past_the_grace() -> None:
+    def bounds_rule(samples: list[tuple[float, int]]) -> bool:
+        context = Context(fleet=samples, bounds=(2, 4), below_min_grace_s=30)
+        return bool(rule(check(Evidence(), [], context).rules, "fleet within min..max").passed)  # type: ignore[attr-defined]
+
+    assert bounds_rule([(T0, 2), (T0 + 1, 4), (T0 + 2, 2)])
+    assert not bounds_rule([(T0, 2), (T0 + 1, 5), (T0 + 2, 2)])
+    assert bounds_rule([(T0, 2), (T0 + 1, 1), (T0 + 20, 1), (T0 + 21, 2)])  # a replacement
+    assert not bounds_rule([(T0, 2), (T0 + 1, 1), (T0 + 40, 1), (T0 + 41, 2)])
+
+
+def test_latency_from_first_send_to_first_answer() -> None:
+    sends = [Sent("a", T0), Sent("a", T0 + 5), Sent("b", T0), Sent("c", T0)]
+    evidence = Evidence(
+        queue=[answer("a", at=T0 + 1), answer("a", at=T0 + 9), answer("b", at=T0 + 3)]
+    )
+    assert latency(evidence, sends) == {"count": 2, "p50_s": 2.0, "p95_s": 2.9, "max_s": 3.0}
+    assert latency(Evidence(), sends)["count"] == 0
+
+
+def test_copies_rejected_under_their_own_message_ids_are_no_duplicate_effect() -> None:
+    def rejected(message_id: str, code: str) -> Response:
+        text = (f'<response service="analyze" status="error"><request messageId="{message_id}" '
+                f'requestId="bad"/><message code="{code}">no</message></response>')  # fmt: skip
+        return Response("bad", message_id, "queue", text, T0 + 1, "error", code)
+
+    same = Evidence(
+        queue=[rejected("m-1", "PARAMETER_REJECTED"), rejected("m-2", "PARAMETER_REJECTED")]
+    )
+    assert classify(same, sent("bad")) == {"bad": "answered"}
+    different = Evidence(
+        queue=[rejected("m-1", "PARAMETER_REJECTED"), rejected("m-2", "BINARY_FAILED")]
+    )
+    assert classify(different, sent("bad")) == {"bad": "duplicate_effects"}
