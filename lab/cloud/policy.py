@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from lab.cloud.names import TAG, CloudNames
-from worker.state.layout import READ_BY_INSTANCES, WRITTEN_BY_INSTANCES
+from worker.state.layout import DELETED_BY_INSTANCES, READ_BY_INSTANCES, WRITTEN_BY_INSTANCES
 
 VERSION = "2012-10-17"
 Document = dict[str, Any]
@@ -65,6 +65,13 @@ def instance_policy(
             "WriteState",
             ["s3:PutObject", "s3:AbortMultipartUpload"],
             [objects + p + "*" for p in WRITTEN_BY_INSTANCES],
+        ),
+        # The one delete: a request body the SQS extended client offloaded, once its request is
+        # settled (worker.consume.offload). State, results and code are never deleted.
+        _allow(
+            "SettledRequests",
+            ["s3:DeleteObject"],
+            [objects + p + "*" for p in DELETED_BY_INSTANCES],
         ),
         _allow(
             "ActivityLog",

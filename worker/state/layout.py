@@ -25,6 +25,7 @@ SCALER_LEADER = "scaler-leader"  # the lease's claim key: claims/scaler-leader.j
 # What the instances' role may read and write (lab.cloud.policy grants exactly these).
 READ_BY_INSTANCES = (BUNDLES, CLAIMS, STATUS, SCALER, INPUTS, REQUESTS)
 WRITTEN_BY_INSTANCES = (CLAIMS, STATUS, SCALER, RESULTS)
+DELETED_BY_INSTANCES = (REQUESTS,)  # an offloaded body, once its request is settled
 
 
 def bundle_key(version: str) -> str:
