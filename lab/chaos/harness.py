@@ -26,12 +26,10 @@ How a scenario (or an explorer) uses it:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import shutil
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -48,6 +46,7 @@ from lab.chaos.evidence import (
     read_queue,
 )
 from lab.chaos.report import Check
+from lab.client.receiver import control
 from lab.client.submit import Auth, JobSpec, build_xml, send
 from lab.deploy.bundle import Bundle
 from lab.ec2 import faults, instances
@@ -307,14 +306,7 @@ class ChaosLab:
 
     def receiver(self, **command: Any) -> None:
         """Send a fault command to the callback receiver (``fail_next``, ``delay_s``)."""
-        request = urllib.request.Request(  # noqa: S310 (the lab's receiver, on loopback)
-            f"{self.receiver_url}/control",
-            data=json.dumps(command).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 (loopback)
-            pass
+        control(self.receiver_url, **command)
         self.mark(f"receiver {', '.join(f'{k}={v}' for k, v in command.items())}")
 
     # ------------------------------------------------------------------------------- evidence

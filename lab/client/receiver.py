@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,18 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], receiver: Receiver) -> None:
         super().__init__(address, Handler)
         self.receiver = receiver
+
+
+def control(receiver_url: str, **command: Any) -> None:
+    """Send a fault command to a running receiver's ``/control`` (``fail_next``, ``delay_s``)."""
+    request = urllib.request.Request(  # noqa: S310 (the lab's receiver, on loopback)
+        f"{receiver_url}/control",
+        data=json.dumps(command).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5):  # noqa: S310 (loopback)
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,14 +3,13 @@ request queue, the callback receiver's /control, the lab's proxy, deploys and th
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.client.receiver import control
 from lab.ec2 import faults, instances
 from lab.net.proxy import Fault, Proxy
 from lab.runtime import scaler as lab_scaler
@@ -90,14 +89,7 @@ class Arena:
 
     def receiver(self, **command: Any) -> None:
         """A command to the callback receiver's /control (``fail_next``, ``delay_s``)."""
-        request = urllib.request.Request(  # noqa: S310 (the lab's receiver, on loopback)
-            f"{self.receiver_url}/control",
-            data=json.dumps(command).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 (loopback)
-            pass
+        control(self.receiver_url, **command)
 
     def route(self, name: str, fault: Fault) -> None:
         """Set a proxy route's fault."""
