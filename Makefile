@@ -19,7 +19,7 @@ help:
 	@echo "                 (EMULATOR=local or EMULATOR=localstack: on that one only)"
 	@echo "make check       the same as make test"
 	@echo "make bench       pipeline benchmark beside the Celery peer, planner table, lab twin (JSON lines)"
-	@echo "make soak        lab chaos explore: 1,000 requests and about 60 faults, on each emulator"
+	@echo "make soak        the explorer's tests, then lab chaos explore at 1,000 requests, each emulator"
 
 deps:
 	./scripts/install-system-deps
@@ -45,12 +45,13 @@ on_emulators = for env in $(EMULATORS); do \
 	  echo "== pytest $(1) on $$env"; FLEETLAB_LAB_ENV=$$env $(BIN)/pytest $(1) || status=1; done
 
 # Style and types gate the tests (CI runs exactly this target). Then unit tests once; the rest
-# (tests/integration, and any other emulator-bound folder under tests/) on each emulator. The
-# docker-backend tests need an engine: start one (no-op if one answers), always stop ours.
+# (tests/integration, tests/chaos: every emulator-bound folder under tests/ but soak/) on each
+# emulator. The docker-backend tests need an engine: start one (no-op if one answers), always
+# stop ours.
 test: deps venv lint typecheck
 	./scripts/dockerd start
 	status=0; $(BIN)/pytest tests/unit || status=1; \
-	$(call on_emulators,--ignore=tests/unit); \
+	$(call on_emulators,--ignore=tests/unit --ignore=tests/soak); \
 	./scripts/dockerd stop; exit $$status
 
 test-unit: venv
@@ -78,11 +79,14 @@ bench: deps venv
 	$(BIN)/python bench/plan.py --seeds 3
 	$(BIN)/python bench/twin.py
 
-# The explorer at scale, on a clean lab per emulator: 1,000 requests over about 5 minutes with
-# faults at 12 a minute (seed 1); each report goes to soak-<env>.json, the wall time beside it.
+# The explorer's own tests (tests/soak: a bounded exploration, the sabotage faults found, a
+# failure shrunk), then the explorer at scale, on a clean lab per emulator: 1,000 requests over
+# about 5 minutes with faults at 12 a minute (seed 1); each report goes to soak-<env>.json, the
+# wall time beside it.
 SOAK_ARGS ?= --seed 1 --jobs 1000 --intensity 12
-soak: venv
-	status=0; for env in $(EMULATORS); do echo "== lab chaos explore on $$env"; \
+soak: deps venv
+	status=0; $(call on_emulators,tests/soak); \
+	for env in $(EMULATORS); do echo "== lab chaos explore on $$env"; \
 	  start=$$(date +%s); $(BIN)/lab chaos explore --clean --env $$env $(SOAK_ARGS) --json \
 	    --plot soak-$$env.png > soak-$$env.json || status=1; \
 	  echo "$$env: $$(( $$(date +%s) - start )) s wall"; done; exit $$status

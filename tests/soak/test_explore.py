@@ -45,7 +45,7 @@ def rules(report: Any) -> dict[str, bool]:
 @pytest.mark.timeout(900)  # a hang guard: 6 min on a loaded machine, the run itself about 4
 def test_a_bounded_exploration_keeps_every_rule(tmp_path: Path) -> None:
     code, report = explore(tmp_path, "explore", "--clean", "--seed", "1", "--jobs", "120",
-                           "--duration", "40", "--intensity", "16",
+                           "--duration", "40", "--intensity", "16", "--shrink", "1",
                            "--plot", str(tmp_path / "run.png"),
                            "--save-schedule", str(tmp_path / "run.json"), timeout=880)  # fmt: skip
     print({k: report[k] for k in ("counts", "faults_by_kind", "latency", "seconds")})
