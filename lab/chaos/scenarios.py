@@ -190,8 +190,11 @@ def no_heartbeat(lab: ChaosLab) -> list[Check]:
     """The same, heartbeat off: SQS hands the running job to another worker, which takes the
     claim over and runs it again: the duplicate the heartbeat exists to prevent. Fencing still
     lets at most one result out; the message ping-pongs until it is dead-lettered."""
-    lab.submit("no-heartbeat-1", lab.video(3))
-    lab.mark("a 3 s job against a 2 s visibility timeout, no heartbeat")
+    # Twice the time a second receiver needs: the message is visible again after 2 s, the
+    # claim's lease ends a moment later (a receiver that comes between finds it busy and puts
+    # it back until then), and the takeover must start while the first run still runs.
+    lab.submit("no-heartbeat-1", lab.video(6))
+    lab.mark("a 6 s job against a 2 s visibility timeout, no heartbeat")
     lab.wait(
         lambda: lab.dead_letters() or lab.answered(),
         60,
