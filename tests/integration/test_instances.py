@@ -25,7 +25,9 @@ def test_instances_boot_from_the_bundle_serve_and_survive_a_crash(up: Up) -> Non
     assert len(versions) == 1 and "dev" not in versions, versions  # the bundle's version
     assert {i["backend"] for i in instances} == {up.backend}
 
-    ids = [submit(up, f"crash-{n}") for n in range(4)]
+    # Eight 2 s jobs on two instances: a busy instance shows in `lab status` for about 8 s
+    # (four gave a window short enough for the status polls to miss on a busy machine).
+    ids = [submit(up, f"crash-{n}") for n in range(8)]
     busy = wait_until(
         lambda: [i for i in up.live() if i["current_request"] in ids], 60, "a busy instance"
     )
