@@ -251,7 +251,8 @@ def test_user_data_carries_the_configuration_and_never_a_key(aws: Aws) -> None:
     text = base64.b64decode(data["UserData"]).decode()
     assert "export FLEETLAB_ENV=aws" in text and f"export FLEETLAB_BUCKET={BUCKET}" in text
     assert (
-        "export FLEETLAB_SPEED=1\n" in text and "FLEETLAB_BOOT_PACKAGES='python3-venv sox'" in text
+        "export FLEETLAB_SPEED=1\n" in text
+        and "FLEETLAB_BOOT_PACKAGES='python3-venv sox imagemagick age'" in text
     )
     assert "FLEETLAB_SCALER_INTERVAL=30" in text
     header = text.split("# fleetlab instance boot")[
