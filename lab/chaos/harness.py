@@ -58,7 +58,7 @@ from lab.runtime.settings import LabSettings
 from worker.aws import Clients
 from worker.state.layout import status_key
 from worker.state.status import Status
-from worker.state.store import S3JsonStore
+from worker.state.store import S3JsonStore, StoreError
 
 T = TypeVar("T")
 
@@ -246,8 +246,23 @@ class ChaosLab:
             if value:
                 return value
             if time.monotonic() >= deadline:
-                raise ScenarioFailed(f"timed out after {timeout_s:g} s waiting for {what}")
+                raise ScenarioFailed(
+                    f"timed out after {timeout_s:g} s waiting for {what}; fleet: {self.snapshot()}"
+                )
             time.sleep(0.25)
+
+    def snapshot(self) -> str:
+        """The fleet in one line — each instance's EC2 state and its worker's — for a failure's
+        message, so a timeout seen only in a CI log still says what the lab looked like."""
+        try:
+            found = instances.fleet(self.clients.ec2, self.env.env)
+            parts = []
+            for i in found:
+                status = self.status(i.id)
+                parts.append(f"{i.id} {i.state}/{status.state if status else 'no status'}")
+        except (BotoCoreError, ClientError, StoreError) as exc:
+            return f"unreadable ({type(exc).__name__})"
+        return ", ".join(parts) or "no instances"
 
     def poll(self) -> None:
         """Read the response queue (reading takes the messages) and sample the fleet's size; an

@@ -35,7 +35,10 @@ def test_every_scenario_keeps_every_rule(tmp_path: Path) -> None:
         for s in report["scenarios"]
     )
     print(summary)  # the run's figures, in the test log
-    assert done.returncode == 0, summary + done.stderr
+    timelines = "\n".join(
+        f"{s['name']}: {s.get('timeline')}" for s in report["scenarios"] if not s["passed"]
+    )
+    assert done.returncode == 0, f"{summary}\n{timelines}\n{done.stderr}"
     assert (report["env"], report["seed"]) == (ENV, 1)
     scenarios = {s["name"]: s for s in report["scenarios"]}
     assert set(scenarios) == {
