@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from worker.scaler.erlang import DEFAULT_QUANTILE, servers_for
+from worker.scaler.erlang import DEFAULT_QUANTILE
 
 State = Literal["booting", "idle", "busy", "draining", "stopped"]
 MIN_TIMED_FOR_SCV = 5  # fewer timed jobs say little about how much job times vary
@@ -43,13 +43,14 @@ class ScalerConfig:
     stale_after_s: float = 60.0  # a heartbeat older than this: crashed or frozen, replace it
     billing_s: float = 1.0  # billing granularity: 1 (per second) or 3600 (per hour)
     billing_margin_s: float = 300.0  # hourly billing: drain only in the last part of a paid hour
-    scale_in_after_s: float = 300.0  # the need must stay lower this long before a drain
+    scale_in_after_s: float = 150.0  # the need must stay lower this long before a drain
     rate_window_s: float = 3600.0  # smoothing time constant of the rate and job-time estimates
     quantile: float = DEFAULT_QUANTILE
     min_billed_s: float = 60.0  # the least a launch is billed (AWS per second: one minute)
     scale_in_sigma: float = 1.0  # drain only below the need at the rate + this many sd of noise
     launch_sigma: float = 2.0  # size launches for the rate - this many sd: the queue covers more
     catch_up_share: float = 0.8  # a backlog must clear within this share of the wait budget
+    hold_s: float = 3600.0  # a drain must last this long before the queue calls one back
 
     def problems(self) -> list[str]:
         """What is wrong with this configuration (empty when it is usable)."""
@@ -58,7 +59,7 @@ class ScalerConfig:
             found.append(
                 f"need 0 <= min ({self.min_instances}) <= max ({self.max_instances}) instances"
             )
-        for name in ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s"):
+        for name in ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s", "hold_s"):
             if getattr(self, name) <= 0:
                 found.append(f"{name} must be positive")
         for name in (
@@ -228,29 +229,28 @@ def budget_s(job_s: float, config: ScalerConfig, scv: float | None = None) -> fl
     return max(config.slo_p95_s - job_s * (1 + spread), 0.1 * job_s)
 
 
-def steady_need(rate: float, job_s: float, scv: float | None, config: ScalerConfig) -> int:
-    """Instances an M/G/c queue at ``rate`` needs so that 95 % of waits fit the budget. The
-    budget is spent, not hoarded: with the timed jobs' own variability (fixed-length jobs wait
-    about half as long as M/M/c's exponential ones), M/M/c until enough jobs were timed."""
-    variability = 1.0 if scv is None else scv
-    budget = budget_s(job_s, config, scv)
-    return servers_for(rate, job_s, budget, config.quantile, scv=variability)
-
-
 def need(
-    observed: Observed, rate: float, job_s: float, scv: float | None, config: ScalerConfig
+    observed: Observed,
+    rate: float,
+    fast: float,
+    job_s: float,
+    clear_s: float,
+    config: ScalerConfig,
 ) -> tuple[int, str]:
-    """Instances needed now (before min/max), and the reason in words."""
-    budget = budget_s(job_s, config, scv)
-    steady = steady_need(rate, job_s, scv, config)
-    # The newest of a backlog B waits about B·job/c on c instances. When that exceeds half the
-    # budget, more are needed now: the rate estimate lags a step up in demand, the queue does not.
+    """Instances to launch up to (before min/max), and the reason in words.
+
+    The latency budget is spent on a queue, not on idle instances: the fleet is sized for the
+    work at the lower of the two rate estimates less ``launch_sigma`` standard deviations (a
+    utilisation of one: the queue covers the rest), and grows beyond that only when the backlog's
+    newest job, B·job/c on c instances, would wait longer than ``clear_s``.
+    """
+    low = max(0.0, min(rate, fast) - config.launch_sigma * rate_noise(rate, config))
+    work = math.ceil(low * job_s - 1e-9)
     backlog = observed.visible + observed.delayed
-    clear_s = budget * config.catch_up_share
     catch_up = math.ceil(backlog * job_s / clear_s)
-    if catch_up > steady:
+    if catch_up > work:
         return catch_up, f"backlog {backlog} must clear within {clear_s:.0f} s"
-    return steady, f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s within {budget:.0f} s wait (p95)"
+    return work, f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s; queue spends {clear_s:.0f} s wait"
 
 
 def rate_noise(rate: float, config: ScalerConfig) -> float:
@@ -260,33 +260,55 @@ def rate_noise(rate: float, config: ScalerConfig) -> float:
 
 
 def keep_need(
-    rate: float, fast: float, job_s: float, scv: float | None, config: ScalerConfig
+    observed: Observed,
+    rate: float,
+    fast: float,
+    job_s: float,
+    clear_s: float,
+    config: ScalerConfig,
 ) -> int:
-    """The fewest instances scale-in may leave: what would be launched again soon. Two guards
-    against paying a launch (a boot's idle time, the minimum bill) to undo a drain:
+    """The fewest instances scale-in may leave: fewer would need a launch back within
+    ``hold_s``. A fleet of c below the work keeps its instances busy on a growing queue, which
+    is free; what costs is an idle instance or a launch (a boot's paid idle time). So c may drop
+    to what keeps the backlog B under the catch-up line (c·clear_s/job) for ``hold_s`` at the high
+    rate r: c ≥ (B·job + r·job·hold) / (hold + clear_s). The high rate is:
 
-    - noise: the need at the rate plus ``scale_in_sigma`` standard deviations of its estimate
-      (Poisson arrivals smoothed over ``rate_window_s``), so that a need wobbling across a
-      boundary between c and c + 1 instances is not followed down and up again;
-    - trend: the need at the rate projected one boot time (plus the scale-in window) ahead from
-      the fast estimate's lead over the slow one, so a rising demand is not drained into.
+    - noise: the lower of the slow and the fast estimate, each plus ``scale_in_sigma`` of its own
+      Poisson noise (the fast one sees a fall an hour sooner), so a rate wobbling across a
+      boundary between c and c + 1 is not followed down and up again;
+    - trend: at least the rate projected one boot time (plus the scale-in window) ahead from the
+      fast estimate's lead over the slow one, so a rising demand is not drained into.
+
+    With an empty queue, instances idle now are evidence the estimates lag a falling demand: the
+    fleet may drop to those busy. And a fleet may drop to zero when the launches that would
+    serve each arrival (a boot and a scale-in window each) cost less than one instance's idle.
     """
     window = config.rate_window_s
     noise = rate_noise(rate, config)
     slope = (fast - rate) / (window * 5 / 6)  # a ramp puts the fast EMA this far ahead
     ahead = fast + slope * (window / 6 + config.boot_s + config.scale_in_after_s)
-    wobble = steady_need(rate + config.scale_in_sigma * noise, job_s, scv, config)
-    return max(wobble, steady_need(max(0.0, ahead), job_s, scv, config))
+    sigma = config.scale_in_sigma
+    high = max(min(rate + sigma * noise, fast + sigma * noise * math.sqrt(6)), ahead)
+    backlog = observed.visible + observed.delayed
+    hold = config.hold_s
+    keep = math.ceil((backlog * job_s + high * job_s * hold) / (hold + clear_s) - 1e-9)
+    if backlog:
+        return keep
+    per_arrival = config.boot_s + config.scale_in_after_s + job_s
+    if keep == 1 and high * per_arrival < 1 - high * job_s:
+        return 0
+    return min(keep, observed.in_flight)
 
 
 def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
     """The policy: launch, drain, terminate and replace, from ``observed`` at time ``now``."""
     job_s, scv = job_time(observed, memory, config, now)
     rate, fast = estimate_rate(observed, memory, job_s, config, now)
-    low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
-    wanted, why = need(observed, low, job_s, scv, config)
+    clear_s = budget_s(job_s, config, scv) * config.catch_up_share
+    wanted, why = need(observed, rate, fast, job_s, clear_s, config)
     wanted = min(config.max_instances, max(config.min_instances, wanted))
-    keep = min(config.max_instances, max(wanted, keep_need(rate, fast, job_s, scv, config)))
+    keep_n = keep_need(observed, rate, fast, job_s, clear_s, config)
+    keep = min(config.max_instances, max(wanted, keep_n))
     fleet = sort_members(observed.members, config, now)
     window = now - config.scale_in_after_s
     # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
