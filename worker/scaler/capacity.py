@@ -48,7 +48,7 @@ class ScalerConfig:
     quantile: float = DEFAULT_QUANTILE
     min_billed_s: float = 60.0  # the least a launch is billed (AWS per second: one minute)
     scale_in_sigma: float = 1.0  # drain only below the need at the rate + this many sd of noise
-    launch_sigma: float = 2.0  # size launches for the rate - this many sd: the queue covers more
+    launch_sigma: float = 3.0  # size launches for the rate - this many sd: the queue covers more
     catch_up_share: float = 0.8  # a backlog must clear within this share of the wait budget
     hold_s: float = 3600.0  # a drain must last this long before the queue calls one back
 
@@ -261,6 +261,7 @@ def rate_noise(rate: float, config: ScalerConfig) -> float:
 
 def keep_need(
     observed: Observed,
+    fleet: Fleet,
     rate: float,
     fast: float,
     job_s: float,
@@ -288,16 +289,18 @@ def keep_need(
     slope = (fast - rate) / (window * 5 / 6)  # a ramp puts the fast EMA this far ahead
     ahead = fast + slope * (window / 6 + config.boot_s + config.scale_in_after_s)
     sigma = config.scale_in_sigma
-    high = max(min(rate + sigma * noise, fast + sigma * noise * math.sqrt(6)), ahead)
+    high = max(min(rate + sigma * noise, fast + noise * math.sqrt(6)), ahead)
     backlog = observed.visible + observed.delayed
     hold = config.hold_s
     keep = math.ceil((backlog * job_s + high * job_s * hold) / (hold + clear_s) - 1e-9)
     if backlog:
         return keep
+    idle = sum(1 for m in fleet.serving if m.state == "idle")
+    keep = max(observed.in_flight, min(fleet.capacity - idle, math.ceil(high * job_s - 1e-9)))
     per_arrival = config.boot_s + config.scale_in_after_s + job_s
-    if keep == 1 and high * per_arrival < 1 - high * job_s:
-        return 0
-    return min(keep, observed.in_flight)
+    if keep == 0 and high * per_arrival >= 1 - high * job_s:
+        return 1
+    return keep
 
 
 def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
@@ -307,9 +310,9 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
     clear_s = budget_s(job_s, config, scv) * config.catch_up_share
     wanted, why = need(observed, rate, fast, job_s, clear_s, config)
     wanted = min(config.max_instances, max(config.min_instances, wanted))
-    keep_n = keep_need(observed, rate, fast, job_s, clear_s, config)
-    keep = min(config.max_instances, max(wanted, keep_n))
     fleet = sort_members(observed.members, config, now)
+    keep_n = keep_need(observed, fleet, rate, fast, job_s, clear_s, config)
+    keep = min(config.max_instances, max(wanted, keep_n))
     window = now - config.scale_in_after_s
     # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
     # for one window rather than drain it on a single look at an idle moment.
