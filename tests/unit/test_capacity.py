@@ -364,3 +364,43 @@ def test_heavy_tailed_jobs_leave_the_long_ones_time_to_run() -> None:
     assert budget_s(180, CONFIG, 0.0) == 720  # all jobs alike: the same
     assert budget_s(180, CONFIG, 1.0) == 540  # exponential: less the mean plus one sd
     assert budget_s(180, CONFIG, 100.0) == 18  # never below a tenth of a job
+
+
+# --- the queue band: spend the budget on a queue, not on idle instances
+
+
+def steady_memory(now: float, per_hour: float, outstanding: int) -> Memory:
+    """A scaler that has watched ``per_hour`` three-minute jobs arrive for a while."""
+    rate = per_hour / 3600
+    return Memory(at=now - 30, rate=rate, fast=rate, job_s=180.0, outstanding=outstanding)
+
+
+def test_a_queue_near_its_line_keeps_the_fleet_a_short_one_lets_one_go() -> None:
+    config = replace(CONFIG, min_instances=0, max_instances=50, scale_in_after_s=0)
+    fleet = up(21, 1000, "busy")
+    per_hour = 20.8 * 20  # 20.8 instances' worth of three-minute jobs
+    near = decide(
+        observed(fleet, visible=60, in_flight=21), config, steady_memory(1000, per_hour, 81), 1000
+    )
+    short = decide(
+        observed(fleet, visible=10, in_flight=21), config, steady_memory(1000, per_hour, 31), 1000
+    )
+    assert near.drain == () and near.launch == 0  # 60 waiting would cross the line within the hold
+    assert short.drain  # 10 waiting: fewer instances stay busy on a queue that grows for an hour
+
+
+def test_with_an_empty_queue_only_idle_instances_are_drained() -> None:
+    config = replace(CONFIG, min_instances=0, max_instances=50, scale_in_after_s=0)
+    busy, idle = up(8, 1000, "busy"), up(4, 1000, "idle", prefix="idle-")
+    memory = steady_memory(1000, 9 * 20, 8)  # the estimate lags: the work of 9 to 10 instances
+    decision = decide(observed(busy + idle, in_flight=8), config, memory, 1000)
+    assert sorted(decision.drain) == [m.id for m in idle]
+
+
+def test_rare_arrivals_scale_to_zero_frequent_ones_keep_one() -> None:
+    config = replace(CONFIG, min_instances=0, scale_in_after_s=0)
+    lone = up(1, 1000, "idle")
+    rare = decide(observed(lone), config, steady_memory(1000, 1, 0), 1000)
+    frequent = decide(observed(lone), config, steady_memory(1000, 20, 0), 1000)
+    assert rare.drain == ("i-0",)  # a launch per arrival costs less than an idle instance
+    assert frequent.drain == ()
