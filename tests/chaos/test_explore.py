@@ -49,7 +49,10 @@ def test_a_bounded_exploration_keeps_every_rule(tmp_path: Path) -> None:
                            "--plot", str(tmp_path / "run.png"),
                            "--save-schedule", str(tmp_path / "run.json"), timeout=880)  # fmt: skip
     print({k: report[k] for k in ("counts", "faults_by_kind", "latency", "seconds")})
-    assert code == 0, json.dumps(report["rules"], indent=1)
+    broken = [r for r in report["rules"] if not r["passed"]]
+    faults = [f"{f['at']:.1f} s {f['kind']}: {f['did']}" for f in report["faults"]]
+    assert code == 0, json.dumps({"broken": broken, "error": report.get("error"), "faults": faults},
+                                 indent=1)  # fmt: skip
     assert report["passed"] and (report["seed"], report["env"], report["jobs"]) == (1, ENV, 120)
     counts = report["counts"]
     assert counts["lost"] == counts["duplicate_effects"] == counts["unexpected"] == 0
