@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Lab
+from conftest import REPO, Emulator, Lab
 from support import Up, clean_env, cli_env, wait_until
 
 from lab.client.submit import JobSpec, build_xml, send
 from lab.ec2 import instances
-from lab.runtime import scaler
 from lab.runtime.resources import LabEnv, clients_for
 from worker.scaler import ec2
-from worker.scaler.capacity import ScalerConfig
 from worker.state.layout import status_key
 from worker.state.status import Status
 from worker.state.store import S3JsonStore
@@ -193,15 +191,22 @@ def scaler_once(lab: Lab, fleet: str, owner: str, work: Path) -> dict[str, Any]:
 
 
 def test_a_new_leader_still_falls_back_to_on_demand_after_the_old_ones_interruptions(
-    make_lab: Callable[..., Lab], tmp_path: Path
+    make_lab: Callable[..., Lab], emulator: Emulator, tmp_path: Path
 ) -> None:
     lab = make_lab()
     fleet = f"spot-{uuid.uuid4().hex[:8]}"  # no other test's instances in its view
     store = S3JsonStore(lab.clients.s3, lab.env.bucket)
     instances.ensure_template(lab.clients.ec2, fleet, "#!/bin/sh\n")
-    wanted = {"min_instances": 1, "max_instances": 3, "spot_fraction": 1.0,
-              "spot_fallback_after": 2}  # fmt: skip
-    scaler.write_config(store, wanted, defaults=ScalerConfig())
+    lab.home.mkdir(parents=True, exist_ok=True)
+    lab.env.save(lab.home)
+    user = Up(lab.home, cli_env(lab.home, emulator.port), "process")
+    bad = user.lab("scaler", "config", "--spot-fraction", "1.5")
+    assert bad.returncode == 1 and "spot_fraction must be between 0 and 1" in bad.stderr
+    done = user.lab("scaler", "config", "--min", "1", "--max", "3", "--spot-fraction", "1",
+                    "--spot-fallback-after", "2", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["spot_fraction"], shown["spot_fallback_after"]) == (1.0, 2)
 
     def markets() -> dict[str, str]:
         return {i.id: i.market for i in ec2.fleet(lab.clients.ec2, fleet)}
