@@ -117,13 +117,6 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _fraction(env: Mapping[str, str], name: str) -> float:
-    value = _number(env, name, 0.0)
-    if value > 1:
-        raise ConfigError(f"{name}={env.get(name)!r} must be between 0 and 1")
-    return value
-
-
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -236,9 +229,6 @@ class ScalerSettings:
     interval_s: float = 30.0
     lease_s: float = 90.0
     log_flush_s: float = 1.0
-    spot_fraction: float = 0.0  # of the fleet launched as spot (worker/scaler/market.py)
-    spot_fallback_after: int = 3  # interruptions within the window: back to on-demand
-    spot_fallback_window_s: float = 3600.0
 
 
 def load_scaler_settings(env: Mapping[str, str] | None = None) -> ScalerSettings:
@@ -263,7 +253,4 @@ def load_scaler_settings(env: Mapping[str, str] | None = None) -> ScalerSettings
         interval_s=interval,
         lease_s=lease,
         log_flush_s=_number(env, "FLEETLAB_LOG_FLUSH", 1.0),
-        spot_fraction=_fraction(env, "FLEETLAB_SPOT_FRACTION"),
-        spot_fallback_after=int(_number(env, "FLEETLAB_SPOT_FALLBACK_AFTER", 3)),
-        spot_fallback_window_s=_number(env, "FLEETLAB_SPOT_FALLBACK_WINDOW", 3600.0),
     )

@@ -64,6 +64,24 @@ def test_a_bounded_exploration_keeps_every_rule(tmp_path: Path) -> None:
     assert len(Schedule.load(tmp_path / "run.json").faults) == len(report["faults"])
 
 
+@pytest.mark.timeout(600)  # a hang guard: the test takes about 2 minutes
+def test_spot_interruptions_keep_every_rule(tmp_path: Path) -> None:
+    code, report = explore(tmp_path, "explore", "--clean", "--seed", "1", "--jobs", "20",
+                           "--duration", "20", "--intensity", "8", "--faults",
+                           "spot-interruption", "--shrink", "0", timeout=580)  # fmt: skip
+    timeline = " | ".join(f"{f['kind']}: {f['did']}" for f in report["faults"])
+    print(report["seconds"], timeline)
+    assert code == 0, json.dumps(report["rules"], indent=1) + timeline
+    assert report["passed"] and all(rules(report).values()) and len(report["rules"]) == 7
+    assert {f["kind"] for f in report["faults"]} == {"spot-interruption"}, timeline
+    did = [d for f in report["faults"] for d in f["did"]]
+    assert any(" s interruption notice to i-" in d for d in did), timeline
+    assert any("reclaimed through EC2" in d for d in did), timeline
+    counts = report["counts"]
+    assert counts["lost"] == counts["duplicate_effects"] == counts["unexpected"] == 0
+    assert counts["answered"] + counts["dead_lettered"] == report["sent"]
+
+
 @pytest.mark.timeout(900)
 def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
     tmp_path: Path,

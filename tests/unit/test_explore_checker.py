@@ -181,3 +181,20 @@ def test_copies_rejected_under_their_own_message_ids_are_no_duplicate_effect() -
         queue=[rejected("m-1", "PARAMETER_REJECTED"), rejected("m-2", "BINARY_FAILED")]
     )
     assert classify(different, sent("bad")) == {"bad": "duplicate_effects"}
+
+
+def test_an_instance_reclaimed_after_a_spot_notice_is_no_scale_in() -> None:
+    # i-7 got a notice: it handed one job back and was reclaimed by EC2 in the middle of
+    # another; the scaler never terminated it (no "drained and stopped" line), so the scale-in
+    # rule has nothing to say about it. i-9 was drained by scale-in and ended its job.
+    activity = [
+        line("claimed", "a", worker="i-7", message="m1"),
+        line("released", "a", worker="i-7", message="m1"),
+        line("claimed", "b", worker="i-7", message="m2"),  # cut off by the reclaim
+        line("claimed", "c", worker="i-9", message="m3"),
+        line("ran", "c", worker="i-9", message="m3"),
+        line("terminated", "-", worker="i-1-scaler", detail="i-9: drained and stopped"),
+    ]
+    found = rule(check(Evidence(activity=activity), [], Context()).rules,
+                 "scale-in never kills a running job")  # fmt: skip
+    assert found.passed and found.detail == "1 drained instance(s)"  # type: ignore[attr-defined]

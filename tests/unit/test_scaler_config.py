@@ -33,6 +33,12 @@ def test_a_document_becomes_the_policy_settings() -> None:
         ({"slo_p95_s": "900"}, "slo_p95_s must be a number"),
         ({"min_instances": 5, "max_instances": 2}, "min (5) <= max (2)"),
         ({"stale_after_s": 0}, "stale_after_s must be positive"),
+        ({"spot_fraction": 1.5}, "spot_fraction must be between 0 and 1"),
+        ({"spot_fraction": -0.1}, "spot_fraction must be between 0 and 1"),
+        ({"spot_fraction": "half"}, "spot_fraction must be a number"),
+        ({"spot_fallback_after": 1.5}, "spot_fallback_after must be an integer"),
+        ({"spot_fallback_after": -1}, "spot_fallback_after must not be negative"),
+        ({"spot_fallback_window_s": 0}, "spot_fallback_window_s must be positive"),
     ],
 )
 def test_a_bad_document_is_named_clearly(doc: dict[str, object], words: str) -> None:

@@ -135,6 +135,20 @@ def test_an_instance_under_notice_is_replaced_at_once() -> None:
     assert "i-b" not in decision.drain + decision.terminate + decision.replace
 
 
+def test_an_instance_under_notice_is_left_to_ec2_even_once_drained_and_stopped() -> None:
+    # The scaler terminates as "drained and stopped" only what scale-in drained; an instance
+    # under notice is EC2's to reclaim, so the explorer's scale-in rule never counts it.
+    config = ScalerConfig(min_instances=1, max_instances=4, stale_after_s=60)
+    now = 1000.0
+    steady = Member("i-a", now - 3600, "idle", heartbeat_at=now)
+    leaving = Member("i-b", now - 3600, "stopped", heartbeat_at=now - 300,
+                     drain_requested=True, interrupted=True)  # fmt: skip
+    decision = decide(Observed(0, 0, 0, (steady, leaving)), config, Memory(), now)
+    assert "i-b" not in decision.drain + decision.terminate + decision.replace
+    drained = Member("i-b", now - 3600, "stopped", heartbeat_at=now, drain_requested=True)
+    assert decide(Observed(0, 0, 0, (steady, drained)), config, Memory(), now).terminate == ("i-b",)
+
+
 def test_spot_launches_keep_the_fraction_over_an_on_demand_base() -> None:
     half = Market(spot_fraction=0.5, fallback_after=3)
     assert spot_launches(4, {}, half, 0) == 2

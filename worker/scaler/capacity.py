@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from worker.scaler.erlang import DEFAULT_QUANTILE, servers_for
+from worker.scaler.market import Market
 
 State = Literal["booting", "idle", "busy", "draining", "stopped"]
 MIN_TIMED_FOR_SCV = 5  # fewer timed jobs say little about how much job times vary
@@ -50,6 +51,16 @@ class ScalerConfig:
     scale_in_sigma: float = 1.0  # drain only below the need at the rate + this many sd of noise
     launch_sigma: float = 2.0  # size launches for the rate - this many sd: the queue covers more
     catch_up_share: float = 0.8  # a backlog must clear within this share of the wait budget
+    # Which launches are spot (worker/scaler/market.py): here, beside the bounds, so that
+    # `lab provision` sets them once and a deploy (which rewrites the user-data) keeps them.
+    spot_fraction: float = 0.0  # of the fleet; 0: all on-demand
+    spot_fallback_after: int = 3  # interruptions within the window: on-demand only (0: never)
+    spot_fallback_window_s: float = 3600.0
+
+    @property
+    def market(self) -> Market:
+        """The spot settings as the market policy takes them."""
+        return Market(self.spot_fraction, self.spot_fallback_after, self.spot_fallback_window_s)
 
     def problems(self) -> list[str]:
         """What is wrong with this configuration (empty when it is usable)."""
@@ -58,7 +69,9 @@ class ScalerConfig:
             found.append(
                 f"need 0 <= min ({self.min_instances}) <= max ({self.max_instances}) instances"
             )
-        for name in ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s"):
+        positive = ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s",
+                    "spot_fallback_window_s")  # fmt: skip
+        for name in positive:
             if getattr(self, name) <= 0:
                 found.append(f"{name} must be positive")
         for name in (
@@ -69,6 +82,7 @@ class ScalerConfig:
             "min_billed_s",
             "scale_in_sigma",
             "launch_sigma",
+            "spot_fallback_after",
         ):
             if getattr(self, name) < 0:
                 found.append(f"{name} must not be negative")
@@ -76,6 +90,8 @@ class ScalerConfig:
             found.append("catch_up_share must be in (0, 1]")
         if not 0 < self.quantile < 1:
             found.append("quantile must be between 0 and 1")
+        if not 0 <= self.spot_fraction <= 1:
+            found.append("spot_fraction must be between 0 and 1")
         return found
 
 

@@ -20,6 +20,7 @@ REQUESTS = "requests/"  # request bodies offloaded to S3 (SQS extended client), 
 BUNDLE_POINTER = BUNDLES + "current.json"
 SCALER_CONFIG = SCALER + "config.json"
 SCALER_STATE = SCALER + "state.json"
+SCALER_INTERRUPTIONS = SCALER + "interruptions.json"  # spot interruptions, for the fallback
 SCALER_LEADER = "scaler-leader"  # the lease's claim key: claims/scaler-leader.json
 
 # What the instances' role may read and write (lab.cloud.policy grants exactly these).

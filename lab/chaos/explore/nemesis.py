@@ -1,6 +1,6 @@
 """The nemesis: a registry of fault kinds. Each kind says how to draw one (how long, aimed at
-what, with which parameters) and how to start and stop it on an ``Arena``. A new kind (spot
-interruptions, say) is one ``register`` call; the explorer draws from whatever is registered.
+what, with which parameters) and how to start and stop it on an ``Arena``. A new kind is one
+``register`` call; the explorer draws from whatever is registered.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lab.chaos.explore.arena import Arena
 from lab.chaos.explore.schedule import FaultPlan
 from lab.deploy import rollout
+from lab.ec2 import spot
 from lab.net.proxy import Fault
 from lab.runtime import emulator, recovery, stack
 from worker.errors import FleetlabError
@@ -34,6 +35,7 @@ class Kind:
     start: Act  # returns what it did, in words
     stop: Act | None = None  # undoes it after ``duration`` (None: a single act)
     needs_proxy: bool = False  # acts on the instances' routes through the lab's proxy
+    needs_spot: bool = False  # acts on spot instances: the clean lab's fleet is then part spot
     default: bool = True  # drawn when no --faults list names the kinds
 
 
@@ -127,6 +129,29 @@ def _terminate(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -
         return "no instance to terminate"
     arena.terminate(victim)
     return f"terminated {victim} through EC2"
+
+
+def _interrupt(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
+    """A spot interruption as AWS gives one: the notice in the instance's metadata, the
+    instance reclaimed through EC2 when it runs out. Its worker should hand its job back at
+    once; the checker then finds the job answered once, by another instance."""
+    picked = arena.pick_spot(rng)
+    if picked is None:
+        return "no spot instance to interrupt (none, or all under notice)"
+    victim, busy = picked
+    notice = float(fault.params.get("notice_s", spot.MIN_NOTICE_S))
+    arena.interrupt(victim, notice)
+    memo["interrupted"] = victim
+    return f"{notice:g} s interruption notice to {victim} ({'busy' if busy else 'idle'})"
+
+
+def _reclaimed(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
+    victim = memo.get("interrupted")
+    if not isinstance(victim, str):
+        return "nothing interrupted"
+    if victim in arena.live():
+        return f"{victim} still running after its notice"
+    return f"{victim} reclaimed through EC2"
 
 
 # ---------------------------------------------------------------------------- queue kinds
@@ -229,6 +254,16 @@ def _restart_emulator(arena: Arena, fault: FaultPlan, rng: random.Random, memo: 
     return background(arena, "emulator-restart", int(memo.get("index", -1)), work)
 
 
+def _draw_interruption(rng: random.Random) -> FaultPlan:
+    # AWS's two minutes, compressed as the lab compresses them (at least 10 s, so that the
+    # worker's 2 s metadata poll sees it); the fault lasts until a moment after the reclaim.
+    notice = round(rng.uniform(spot.MIN_NOTICE_S, 2 * spot.MIN_NOTICE_S), 1)
+    return plan("spot-interruption", notice + RECLAIM_SLACK_S, "spot", notice_s=notice)
+
+
+RECLAIM_SLACK_S = 2.0  # the hypervisor reclaims within its 0.5 s tick; then EC2 says so
+
+
 for _kind in (
     Kind("crash", "SIGKILL an instance's body (EC2 still says running)",
          lambda r: plan("crash"), _crash),
@@ -238,6 +273,9 @@ for _kind in (
          lambda r: plan("terminate"), _terminate),
     Kind("leader-kill", "crash the body of the scaler's lease holder",
          lambda r: plan("leader-kill", target="leader"), _crash),
+    Kind("spot-interruption", "a spot instance (a busy one if any) gets its interruption notice; "
+         "EC2 reclaims it when the notice runs out",
+         _draw_interruption, _interrupt, _reclaimed, needs_spot=True),
     Kind("duplicate", "send more copies of a request already sent",
          lambda r: plan("duplicate", copies=r.randint(1, 3)), _duplicate),
     Kind("visibility-expiry", "take messages off the queue and let their visibility expire",

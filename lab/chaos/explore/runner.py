@@ -43,6 +43,11 @@ Say = Callable[[str], None]
 # The explorer's lab on its own time scale: a crashed or frozen instance is replaced after 30 s
 # (10 s also replaced instances a rollout was re-booting on a loaded machine).
 EXPLORE_SCALER = {"stale_after_s": 30.0, "scale_in_after_s": 10.0}
+# A schedule with spot interruptions runs a fleet that is half spot: its first instances are
+# spot, and the scaler keeps half of it spot, so a notice always has a spot instance to hit
+# (an on-demand base is left). No fallback to on-demand: the explorer looks for what the
+# interruptions break; the fallback has tests of its own.
+EXPLORE_SPOT = {"spot_fraction": 0.5, "spot_fallback_after": 0}
 SETTLE_IDLE_S = 45.0  # give up settling once nothing new was answered for this long
 SETTLE_MAX_S = 300.0
 
@@ -75,6 +80,7 @@ def clean_arena(base: LabSettings, schedule: Schedule) -> Iterator[Arena]:
         bounds=schedule.bounds,
         visibility_timeout_s=schedule.visibility_timeout_s,
         max_receive_count=schedule.max_receive_count,
+        spot=schedule.spot,
     )
     lab = ChaosLab(base, f"explore-{schedule.seed}", schedule.seed, setup)
     proxy = None
@@ -91,7 +97,8 @@ def clean_arena(base: LabSettings, schedule: Schedule) -> Iterator[Arena]:
     try:
         lab.up()
         arena = Arena(lab.settings, lab.env, lab.clients, proxy, bounds=schedule.bounds)
-        lab_scaler.write_config(arena.store, EXPLORE_SCALER)
+        market = EXPLORE_SPOT if schedule.spot else {}
+        lab_scaler.write_config(arena.store, EXPLORE_SCALER | market)
         start_backstop(lab.settings, lab.env)
         yield arena
     finally:
