@@ -56,9 +56,10 @@ from lab.runtime import procs, stack
 from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.settings import LabSettings
 from worker.aws import Clients
+from worker.errors import StoreError
 from worker.state.layout import status_key
 from worker.state.status import Status
-from worker.state.store import S3JsonStore, StoreError
+from worker.state.store import S3JsonStore
 
 T = TypeVar("T")
 

@@ -145,6 +145,13 @@ def deploy(
         float, typer.Option(help="Seconds an instance has to report the new version.")
     ] = 90.0,
     grace: Annotated[float, typer.Option(help="Seconds a draining worker may take.")] = 60.0,
+    boot_timeout: Annotated[
+        float,
+        typer.Option(
+            help="With no live instance to roll: seconds for one that boots to serve the new "
+            "version, else roll back."
+        ),
+    ] = 180.0,
     broken: Annotated[
         bool, typer.Option(help="Deploy a bundle whose start-up fails (fault scenarios).")
     ] = False,
@@ -165,7 +172,9 @@ def deploy(
         typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")
         if rollout:
             with progress.working("rollout", plain=typer.echo) as say:
-                steps = Rollout(config.home, lab_env, clients, health_timeout, grace, say).run()
+                steps = Rollout(
+                    config.home, lab_env, clients, health_timeout, grace, say, boot_timeout
+                ).run()
             typer.echo(f"rollout done: {len(steps)} instance(s) on {made.version}")
 
 

@@ -5,6 +5,13 @@ what waits — then the boot script runs again and installs the current bundle),
 its status document shows the new code version with a fresh heartbeat. An instance that does not
 get healthy in time is rolled back: ``current`` points at the previous bundle again, that
 instance is re-deployed once more, and the rollout stops there and says so.
+
+With no live instance to roll (all crashed, terminated, or still booting), the next instance to
+boot is the canary: the rollout waits up to ``boot_s`` for one to serve the new version. If
+instances ran in that time and none served it, ``current`` goes back to the previous bundle —
+otherwise every replacement the scaler launches would boot the broken code, forever. Only when
+no instance ran at all (a fleet scaled to zero) does the version stay current unverified, and
+the rollout says so.
 """
 
 from __future__ import annotations
@@ -52,8 +59,10 @@ class Rollout:
     """Re-deploys a fleet's instances one by one to the bundle ``current`` points at."""
 
     def __init__(self, home: Path, env: LabEnv, clients: Clients, health_s: float,
-                 grace_s: float, say: Callable[[str], None]) -> None:  # fmt: skip
+                 grace_s: float, say: Callable[[str], None],
+                 boot_s: float = 180.0) -> None:  # fmt: skip
         self.home = home
+        self.boot_s = boot_s
         self.env = env
         self.clients = clients
         self.health_s = health_s
@@ -67,6 +76,7 @@ class Rollout:
         if pointer is None:
             raise LabError("nothing deployed yet: run `lab deploy` first")
         steps = []
+        started = time.time()
         for instance in instances.fleet(self.clients.ec2, self.env.env, ("running",)):
             folder = self.home / "instances" / instance.id
             body = Body.load(folder)
@@ -81,7 +91,33 @@ class Rollout:
                     f"{instance.id} did not get healthy on {pointer['version']} within "
                     f"{self.health_s:g} s; rolled back, rollout stopped"
                 )
+        if not steps:
+            self.verify_on_boot(str(pointer["version"]), started)
         return steps
+
+    def verify_on_boot(self, version: str, since: float) -> None:
+        """No instance was rolled: wait for one that boots ``version`` to serve it; roll back
+        if instances ran and none did (``RolloutFailed``)."""
+        self.say(f"no live instance to roll: waiting up to {self.boot_s:g} s for one to boot it")
+        deadline = time.monotonic() + self.boot_s
+        ran: set[str] = set()
+        while time.monotonic() < deadline:
+            for instance in instances.fleet(self.clients.ec2, self.env.env, ("running",)):
+                ran.add(instance.id)
+                found = self.store.read(status_key(instance.id))
+                if healthy(Status.from_doc(found.doc) if found else None, version, since):
+                    self.say(f"{instance.id}: booted {version} and serves it")
+                    return
+            time.sleep(1.0)
+        if not ran:
+            self.say(f"no instance ran {version}: it stays current, unverified")
+            return
+        pointer = bundle.revert(self.clients.s3, self.env.bucket)
+        raise RolloutFailed(
+            f"no instance served {version} within {self.boot_s:g} s "
+            f"({len(ran)} ran: {', '.join(sorted(ran))}); rolled back: current is "
+            f"{pointer['version']} again"
+        )
 
     def roll(self, instance_id: str, folder: Path, body: Body, version: str) -> Step:
         """Re-deploy one instance and wait for it to report ``version``."""

@@ -209,12 +209,12 @@ def _bad_deploy(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) 
         def say(what: str) -> None:
             arena.mark("bad-deploy", "-", what)
 
-        roll = rollout.Rollout(arena.settings.home, arena.env, arena.clients, 8, 10, say)
+        roll = rollout.Rollout(arena.settings.home, arena.env, arena.clients, 8, 10, say, boot_s=60)
         try:
             roll.run()
         except rollout.RolloutFailed as exc:
             return f"{made.version}: {exc}"
-        return f"{made.version}: the rollout did not stop (no live body to try it on?)"
+        return f"{made.version}: the rollout did not stop (no instance ran it)"
 
     return background(arena, "bad-deploy", int(memo.get("index", -1)), work)
 
