@@ -135,8 +135,10 @@ def main() -> int:
     finally:
         if watcher is not None:
             watcher.close()
-        status.close()
+        # Every line shipped before "stopped" is written: a drained instance is terminated as
+        # soon as the scaler reads "stopped", and its local log goes with it.
         worker.log.close()
+        status.close()
     return 0
 
 

@@ -9,7 +9,9 @@ instance is re-deployed once more, and the rollout stops there and says so.
 With no live instance to roll (all crashed, terminated, or still booting), the next instance to
 boot is the canary: the rollout waits up to ``boot_s`` for one to serve the new version. If
 instances ran in that time and none served it, ``current`` goes back to the previous bundle —
-otherwise every replacement the scaler launches would boot the broken code, forever. Only when
+otherwise every replacement the scaler launches would boot the broken code, forever — and the
+instances silent since the deploy are terminated, for the scaler to replace on the previous
+code at once rather than after its boot timeout. Only when
 no instance ran at all (a fleet scaled to zero) does the version stay current unverified, and
 the rollout says so.
 """
@@ -17,7 +19,7 @@ the rollout says so.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,15 @@ def healthy(status: Status | None, version: str, since: float) -> bool:
     if status is None or status.heartbeat_at is None:
         return False
     return status.code_version == version and status.serving and status.heartbeat_at > since
+
+
+def silent(statuses: Mapping[str, Status | None], since: float) -> list[str]:
+    """Pure rule: the instances that have not beaten since ``since`` (or never did)."""
+    return sorted(
+        instance_id
+        for instance_id, status in statuses.items()
+        if status is None or status.heartbeat_at is None or status.heartbeat_at <= since
+    )
 
 
 class Rollout:
@@ -96,16 +107,21 @@ class Rollout:
         return steps
 
     def verify_on_boot(self, version: str, since: float) -> None:
-        """No instance was rolled: wait for one that boots ``version`` to serve it; roll back
-        if instances ran and none did (``RolloutFailed``)."""
+        """No instance was rolled: wait for one that boots ``version`` to serve it. If instances
+        ran and none did, roll back and terminate those silent since ``since`` — they run the
+        broken code or nothing — so the scaler's replacements boot the previous bundle now, not
+        after a boot timeout (``RolloutFailed``)."""
         self.say(f"no live instance to roll: waiting up to {self.boot_s:g} s for one to boot it")
         deadline = time.monotonic() + self.boot_s
         ran: set[str] = set()
+        seen: dict[str, Status | None] = {}
         while time.monotonic() < deadline:
+            seen = {}
             for instance in instances.fleet(self.clients.ec2, self.env.env, ("running",)):
                 ran.add(instance.id)
                 found = self.store.read(status_key(instance.id))
-                if healthy(Status.from_doc(found.doc) if found else None, version, since):
+                seen[instance.id] = status = Status.from_doc(found.doc) if found else None
+                if healthy(status, version, since):
                     self.say(f"{instance.id}: booted {version} and serves it")
                     return
             time.sleep(1.0)
@@ -113,10 +129,13 @@ class Rollout:
             self.say(f"no instance ran {version}: it stays current, unverified")
             return
         pointer = bundle.revert(self.clients.s3, self.env.bucket)
+        doomed = silent(seen, since)
+        instances.terminate(self.clients.ec2, doomed)
         raise RolloutFailed(
             f"no instance served {version} within {self.boot_s:g} s "
             f"({len(ran)} ran: {', '.join(sorted(ran))}); rolled back: current is "
-            f"{pointer['version']} again"
+            f"{pointer['version']} again; terminated {len(doomed)} silent since the deploy "
+            f"({', '.join(doomed) or 'none'}), for the scaler to replace"
         )
 
     def roll(self, instance_id: str, folder: Path, body: Body, version: str) -> Step:

@@ -67,3 +67,4 @@ def test_rollout_moves_every_instance_loses_nothing_and_rolls_back_a_bad_bundle(
     assert unseen.returncode == 1, unseen.stdout + unseen.stderr
     assert "no live instance to roll" in unseen.stdout
     assert f"rolled back: current is {second.group(1)} again" in unseen.stderr
+    assert "terminated 2 silent since the deploy" in unseen.stderr

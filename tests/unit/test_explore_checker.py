@@ -70,7 +70,11 @@ def test_a_run_after_a_finished_one_is_a_duplicate_effect() -> None:
     verdict = check(evidence, sent("a", "b"), Context())
     assert verdict.classes == {"a": "duplicate_effects", "b": "answered"}
     assert verdict.counts["duplicate_effects"] == 1
-    assert not rule(verdict.rules, "no duplicate effect").passed  # type: ignore[attr-defined]
+    found = rule(verdict.rules, "no duplicate effect")
+    assert not found.passed  # type: ignore[attr-defined]
+    # The detail is the evidence: both runs of "a", where and when, and one result published.
+    assert found.detail.startswith("1: a (2 run(s): i-1 m-a ended ")  # type: ignore[attr-defined]
+    assert found.detail.endswith("after 0.500 s; 1 different result(s))")  # type: ignore[attr-defined]
     assert not verdict.passed
 
 

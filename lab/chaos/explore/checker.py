@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ def check(evidence: Evidence, sent: Sequence[Sent], context: Context) -> Verdict
         counts[kind] += 1
     rules = (
         _count_rule("nothing lost", classes, "lost"),
-        _count_rule("no duplicate effect", classes, "duplicate_effects"),
+        duplicates(evidence, classes),
         _count_rule("no unexpected response", classes, "unexpected"),
         fencing(evidence),
         dead_letters_explained(evidence),
@@ -167,6 +168,33 @@ def _ran_again(runs: list[tuple[float, float]]) -> bool:
 def _count_rule(name: str, classes: Mapping[str, str], kind: str) -> Rule:
     found = sorted(k for k, v in classes.items() if v == kind)
     return Rule(name, not found, f"{len(found)}: {', '.join(found[:10])}" if found else "")
+
+
+def duplicates(evidence: Evidence, classes: Mapping[str, str]) -> Rule:
+    """No duplicate effect; when there is one, its evidence: every run (instance, message,
+    when it ended, how long) and how many different results were published."""
+    found = sorted(k for k, v in classes.items() if v == "duplicate_effects")
+    if not found:
+        return Rule("no duplicate effect", True, "")
+    return Rule(
+        "no duplicate effect",
+        False,
+        f"{len(found)}: " + "; ".join(_duplicate_story(evidence, key) for key in found[:5]),
+    )
+
+
+def _duplicate_story(evidence: Evidence, key: str) -> str:
+    runs = [
+        f"{x.worker} {x.message_id[:8]} ended {_clock(x.at_ms)} after {x.seconds} s"
+        for x in sorted(evidence.activity, key=lambda x: x.at_ms)
+        if x.event == "ran" and x.request_id == key
+    ]
+    results = {_result(r.body) for r in evidence.responses if r.request_id == key}
+    return f"{key} ({len(runs)} run(s): {', '.join(runs)}; {len(results)} different result(s))"
+
+
+def _clock(at_ms: int) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(at_ms / 1000)) + f".{at_ms % 1000:03d}"
 
 
 def fencing(evidence: Evidence) -> Rule:

@@ -209,7 +209,7 @@ def _bad_deploy(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) 
         def say(what: str) -> None:
             arena.mark("bad-deploy", "-", what)
 
-        roll = rollout.Rollout(arena.settings.home, arena.env, arena.clients, 8, 10, say, boot_s=60)
+        roll = rollout.Rollout(arena.settings.home, arena.env, arena.clients, 8, 10, say, boot_s=40)
         try:
             roll.run()
         except rollout.RolloutFailed as exc:

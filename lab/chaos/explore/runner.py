@@ -237,7 +237,8 @@ class Player:
             self.answered.update(r.request_id for r in read_callbacks(self.arena.receiver_url))
 
     def settle(self) -> None:
-        """Wait until every request sent is answered or dead-lettered, or nothing moves."""
+        """Wait until every request sent is answered or dead-lettered, or nothing moves while
+        no background act (a rollout, a restart) is under way; ``SETTLE_MAX_S`` at most."""
         deadline = time.monotonic() + SETTLE_MAX_S
         progress_at, seen = time.monotonic(), -1
         while time.monotonic() < deadline and time.monotonic() - progress_at < SETTLE_IDLE_S:
@@ -252,7 +253,8 @@ class Player:
             done = self.answered | set(self.evidence.dead_letters.values())
             if not {s.key for s in self.client.sent} - done and not self.arena.busy:
                 return
-            if len(done) != seen:
+            if len(done) != seen or self.arena.busy:
+                # A rollout or restart under way is the lab still acting, not a standstill.
                 seen, progress_at = len(done), time.monotonic()
             time.sleep(2.0)
 
