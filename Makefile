@@ -81,13 +81,17 @@ bench: deps venv
 
 # The explorer's tests marked soak (a failure shrunk to a replay), then the explorer at scale,
 # on a clean lab per emulator: 1,000 requests over about 5 minutes with faults at 12 a minute
-# (seed 1); each report goes to soak-<env>.json, the wall time beside it.
-SOAK_ARGS ?= --seed 1 --jobs 1000 --intensity 12
+# (seed 1); each report goes to soak-<env>.json, its schedule to soak-<env>-schedule.json, the
+# wall time beside it. No shrinking here: each trial replays the whole run (about 10 min), so a
+# failure is replayed by hand (`lab chaos replay soak-<env>-schedule.json`) or shrunk (the same
+# explore command with `--shrink N`: the seed draws the same schedule).
+SOAK_ARGS ?= --seed 1 --jobs 1000 --intensity 12 --shrink 0
 soak: deps venv
 	status=0; $(call on_emulators,tests/chaos -m soak); \
 	for env in $(EMULATORS); do echo "== lab chaos explore on $$env"; \
 	  start=$$(date +%s); $(BIN)/lab chaos explore --clean --env $$env $(SOAK_ARGS) --json \
-	    --plot soak-$$env.png > soak-$$env.json || status=1; \
+	    --plot soak-$$env.png --save-schedule soak-$$env-schedule.json > soak-$$env.json \
+	    || status=1; \
 	  echo "$$env: $$(( $$(date +%s) - start )) s wall"; done; exit $$status
 
 clean:
