@@ -11,9 +11,8 @@ boot is the canary: the rollout waits up to ``boot_s`` for one to serve the new 
 instances ran in that time and none served it, ``current`` goes back to the previous bundle —
 otherwise every replacement the scaler launches would boot the broken code, forever — and the
 instances silent since the deploy are terminated, for the scaler to replace on the previous
-code at once rather than after its boot timeout. Only when
-no instance ran at all (a fleet scaled to zero) does the version stay current unverified, and
-the rollout says so.
+code at once rather than after its boot timeout. Only when no instance ran at all (a fleet
+scaled to zero) does the version stay current unverified, and the rollout says so.
 """
 
 from __future__ import annotations
