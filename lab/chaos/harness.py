@@ -57,8 +57,7 @@ from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.settings import LabSettings
 from worker.aws import Clients
 from worker.errors import StoreError
-from worker.state.layout import status_key
-from worker.state.status import Status
+from worker.state.status import Status, read_status
 from worker.state.store import S3JsonStore
 
 T = TypeVar("T")
@@ -294,8 +293,7 @@ class ChaosLab:
 
     def status(self, instance_id: str) -> Status | None:
         """An instance's status document (None before its first one)."""
-        found = self.store.read(status_key(instance_id))
-        return Status.from_doc(found.doc, instance_id) if found else None
+        return read_status(self.store, instance_id)
 
     def live(self) -> list[str]:
         """Instances EC2 says are running."""

@@ -28,8 +28,7 @@ from lab.ec2.bodies import Body, backend_for, liveness
 from lab.errors import LabError
 from lab.runtime.resources import LabEnv
 from worker.aws import Clients
-from worker.state.layout import status_key
-from worker.state.status import Status
+from worker.state.status import Status, read_status
 from worker.state.store import S3JsonStore
 
 
@@ -118,8 +117,7 @@ class Rollout:
             seen = {}
             for instance in instances.fleet(self.clients.ec2, self.env.env, ("running",)):
                 ran.add(instance.id)
-                found = self.store.read(status_key(instance.id))
-                seen[instance.id] = status = Status.from_doc(found.doc) if found else None
+                seen[instance.id] = status = read_status(self.store, instance.id)
                 if healthy(status, version, since):
                     self.say(f"{instance.id}: booted {version} and serves it")
                     return
@@ -162,8 +160,7 @@ class Rollout:
         """Poll the instance's status document until healthy or the time is up."""
         deadline = time.monotonic() + self.health_s
         while time.monotonic() < deadline:
-            found = self.store.read(status_key(instance_id))
-            if healthy(Status.from_doc(found.doc) if found else None, version, since):
+            if healthy(read_status(self.store, instance_id), version, since):
                 return True
             time.sleep(0.5)
         return False

@@ -49,7 +49,7 @@ from worker.state.layout import (
     SCALER_STATE,
     status_key,
 )
-from worker.state.status import DrainRequest, Status
+from worker.state.status import DrainRequest, Status, read_status
 from worker.state.store import JsonStore, S3JsonStore
 
 _log = logging.getLogger(__name__)
@@ -217,8 +217,7 @@ class Scaler:
         """The queue's counts, the fleet from EC2 and each instance's status document."""
         counts = depth(self.clients.sqs, self.settings.request_queue_url)
         found = ec2.fleet(self.clients.ec2, self.settings.fleet)
-        read = {i.id: self.store.read(status_key(i.id)) for i in found}
-        docs = {key: Status.from_doc(got.doc, key) for key, got in read.items() if got}
+        docs = {i.id: doc for i in found if (doc := read_status(self.store, i.id))}
         self.markets = {i.id: i.market for i in found}
         return Observed(
             visible=counts.visible,

@@ -163,6 +163,12 @@ def _counts(value: object) -> dict[str, int]:
     return {str(k): v for k, v in value.items() if _whole(v) is not None}
 
 
+def read_status(store: JsonStore, instance_id: str) -> Status | None:
+    """An instance's status document as written, or None before its first one."""
+    found = store.read(status_key(instance_id))
+    return Status.from_doc(found.doc, instance_id) if found else None
+
+
 class StatusReporter:
     """Writes the status document on start, every ``interval_s`` and on stop."""
 

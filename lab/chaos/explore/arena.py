@@ -16,8 +16,7 @@ from lab.runtime import scaler as lab_scaler
 from lab.runtime.resources import LabEnv
 from lab.runtime.settings import LabSettings
 from worker.aws import Clients
-from worker.state.layout import status_key
-from worker.state.status import Status
+from worker.state.status import read_status
 from worker.state.store import S3JsonStore
 
 
@@ -90,8 +89,8 @@ class Arena:
         return (rng.choice(pool), bool(busy)) if pool else None
 
     def _state(self, instance_id: str) -> str | None:
-        found = self.store.read(status_key(instance_id))
-        return Status.from_doc(found.doc, instance_id).state if found else None
+        status = read_status(self.store, instance_id)
+        return status.state if status else None
 
     def leader(self) -> str | None:
         """The instance holding the scaler's lease, if any."""
