@@ -134,9 +134,14 @@ def read_dead_letters(clients: Clients, url: str) -> dict[str, str]:
         if not messages:
             break
         for message in messages:
-            envelope = salvage_envelope(message["Body"].encode(), _MAX_REQUEST)
-            found[message["MessageId"]] = envelope.request_id or f"message:{message['MessageId']}"
+            found[message["MessageId"]] = request_key(message["Body"], message["MessageId"])
     return found
+
+
+def request_key(body: str, message_id: str) -> str:
+    """The key a request message is checked by: its request id, or its message id without one."""
+    envelope = salvage_envelope(body.encode(), _MAX_REQUEST)
+    return envelope.request_id or f"message:{message_id}"
 
 
 def read_activity(clients: Clients, log_group: str) -> list[Line]:

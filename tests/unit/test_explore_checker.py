@@ -123,12 +123,21 @@ def test_fencing_keys_a_body_without_request_id_by_its_message_id() -> None:
                     "no result published by a lost claim").passed  # type: ignore[attr-defined]  # fmt: skip
 
 
-def test_a_dead_letter_without_a_logged_reason_breaks_its_rule() -> None:
-    evidence = Evidence(dead_letters={"d1": "a", "d2": "b"}, activity=[line("dead-letter", "a")])
+def test_a_dead_letter_without_a_logged_reason_breaks_its_rule_and_tells_its_story() -> None:
+    activity = [
+        line("dead-letter", "a"),
+        line("received", "-", worker="i-7", detail="receive #6", message="m-b"),
+        line("claimed", "b", worker="i-7"),
+    ]
+    evidence = Evidence(dead_letters={"d1": "a", "d2": "b"}, activity=activity)
     found = rule(
         check(evidence, sent("a", "b"), Context()).rules, "every dead letter has a logged reason"
     )
-    assert not found.passed and "b" in found.detail  # type: ignore[attr-defined]
+    assert not found.passed  # type: ignore[attr-defined]
+    assert found.detail.startswith("no reason for b; b: ")  # type: ignore[attr-defined]
+    # "received" lines know only the message: they are part of the story all the same
+    assert "i-7 received receive #6 | " in found.detail  # type: ignore[attr-defined]
+    assert found.detail.endswith("i-7 claimed")  # type: ignore[attr-defined]
 
 
 def test_scale_in_that_kills_a_claimed_job_is_caught() -> None:
@@ -198,3 +207,20 @@ def test_an_instance_reclaimed_after_a_spot_notice_is_no_scale_in() -> None:
     found = rule(check(Evidence(activity=activity), [], Context()).rules,
                  "scale-in never kills a running job")  # fmt: skip
     assert found.passed and found.detail == "1 drained instance(s)"  # type: ignore[attr-defined]
+
+
+def test_a_dead_letter_spent_by_the_nemesis_own_receive_is_explained_by_it() -> None:
+    # The nemesis took b on its last receive: no worker saw it, the fault's line is the reason.
+    evidence = Evidence(dead_letters={"d1": "a", "d2": "b"}, activity=[line("dead-letter", "a")])
+    found = rule(
+        check(evidence, sent("a", "b"), Context(spent=frozenset({"b"}))).rules,
+        "every dead letter has a logged reason",
+    )
+    assert found.passed and "1 spent by the nemesis" in found.detail  # type: ignore[attr-defined]
+    # ...and only those: a spent request does not excuse another one.
+    evidence.dead_letters["d3"] = "c"
+    found = rule(
+        check(evidence, sent("a", "b", "c"), Context(spent=frozenset({"b"}))).rules,
+        "every dead letter has a logged reason",
+    )
+    assert not found.passed and found.detail == "no reason for c; c: not in the activity log"  # type: ignore[attr-defined]

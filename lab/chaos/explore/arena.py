@@ -35,6 +35,8 @@ class Arena:
     restarted: threading.Event = field(default_factory=threading.Event)
     busy: set[str] = field(default_factory=set)  # long faults under way (one of a kind)
     expired: set[str] = field(default_factory=set)  # messages the nemesis took and let go
+    # requests whose last receive the nemesis took: SQS dead-letters them, no worker saw them
+    spent: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

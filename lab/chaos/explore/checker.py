@@ -83,6 +83,7 @@ class Context:
     fleet: Sequence[tuple[float, int]] = ()  # (epoch seconds, instances pending or running)
     bounds: tuple[int, int] = (0, 1_000_000)  # the scaler's min and max
     below_min_grace_s: float = 45.0  # a replacement's time: stale heartbeat, tick, boot
+    spent: frozenset[str] = frozenset()  # requests whose last receive the nemesis itself took
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -97,7 +98,7 @@ def check(evidence: Evidence, sent: Sequence[Sent], context: Context) -> Verdict
         duplicates(evidence, classes),
         _count_rule("no unexpected response", classes, "unexpected"),
         fencing(evidence),
-        dead_letters_explained(evidence),
+        dead_letters_explained(evidence, context.spent),
         scale_in_kills_nothing(evidence),
         fleet_within_bounds(context),
     )
@@ -217,16 +218,32 @@ def fencing(evidence: Evidence) -> Rule:
     return Rule("no result published by a lost claim", not wrong, detail if wrong else "")
 
 
-def dead_letters_explained(evidence: Evidence) -> Rule:
-    """Every request in the dead-letter queue has a "dead-letter" line with its reason."""
-    explained = {x.request_id for x in evidence.lines("dead-letter")}
-    bare = sorted({r for r in evidence.dead_letters.values() if r not in explained})
-    n = len(evidence.dead_letters)
-    return Rule(
-        "every dead letter has a logged reason",
-        not bare,
-        f"no reason for {', '.join(bare[:10])}" if bare else f"{n} dead letter(s)",
-    )
+def dead_letters_explained(evidence: Evidence, spent: frozenset[str] = frozenset()) -> Rule:
+    """Every request in the dead-letter queue has a "dead-letter" line with its reason -- or
+    its last receive was the nemesis' own (``spent``), which no worker saw: that fault's line
+    on the timeline is the reason."""
+    logged = {x.request_id for x in evidence.lines("dead-letter")}
+    dead = set(evidence.dead_letters.values())
+    bare = sorted(dead - logged - spent)
+    by_nemesis = len((dead - logged) & spent)
+    if bare:
+        stories = "".join(f"; {key}: {_story(evidence, key)}" for key in bare[:3])
+        return Rule("every dead letter has a logged reason", False,
+                    f"no reason for {', '.join(bare[:10])}{stories}")  # fmt: skip
+    detail = f"{len(evidence.dead_letters)} dead letter(s)"
+    if by_nemesis:
+        detail += f", {by_nemesis} spent by the nemesis' own last receive"
+    return Rule("every dead letter has a logged reason", True, detail)
+
+
+def _story(evidence: Evidence, key: str, most: int = 16) -> str:
+    """What the activity log says of one request: its lines, and the lines of every message
+    that carried it ("received" lines know only the message), oldest first."""
+    messages = {x.message_id for x in evidence.activity if x.request_id == key}
+    told = [x for x in evidence.activity if x.request_id == key or x.message_id in messages]
+    told.sort(key=lambda x: x.at_ms)
+    said = [f"{_clock(x.at_ms)} {x.worker} {x.event} {x.detail}".rstrip() for x in told]
+    return " | ".join(said[-most:]) if said else "not in the activity log"
 
 
 def scale_in_kills_nothing(evidence: Evidence) -> Rule:

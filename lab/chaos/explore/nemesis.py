@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lab.chaos.evidence import request_key
 from lab.chaos.explore.arena import Arena
 from lab.chaos.explore.schedule import FaultPlan
 from lab.deploy import rollout
@@ -173,13 +174,18 @@ def _expire(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> s
     """A consumer takes messages and loses them: they come back when its 1 s hold expires,
     with their receive count raised, and go to whichever worker receives next. A message it
     took before is handed back at once: its receives are the redrive policy's budget, and a
-    queue that returns its oldest first would otherwise feed it the same one every time."""
+    queue that returns its oldest first would otherwise feed it the same one every time.
+
+    A take that lands on a message's last receive spends it: SQS dead-letters it on the next
+    receive, and no worker ever sees it to log why. Nothing can undo a receive, so the fault
+    says so, and the checker takes this fault's word as the dead letter's reason."""
     sqs, url = arena.clients.sqs, arena.env.request_queue_url
     taken = sqs.receive_message(
         QueueUrl=url,
         MaxNumberOfMessages=int(fault.params.get("messages", 2)),
         VisibilityTimeout=1,
         WaitTimeSeconds=0,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
     ).get("Messages", [])
     again = [m for m in taken if m["MessageId"] in arena.expired]
     for message in again:
@@ -187,7 +193,17 @@ def _expire(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> s
             QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
     arena.expired.update(m["MessageId"] for m in taken)
-    return f"{len(taken) - len(again)} message(s) taken and left to expire ({len(again)} again)"
+    limit = arena.env.max_receive_count
+    spent = sorted(
+        request_key(m["Body"], m["MessageId"])
+        for m in taken
+        if 0 < limit <= int(m.get("Attributes", {}).get("ApproximateReceiveCount", "0"))
+    )
+    arena.spent.update(spent)
+    what = f"{len(taken) - len(again)} message(s) taken and left to expire ({len(again)} again)"
+    if spent:
+        what += f"; {', '.join(spent)} on its last receive: dead-lettered by this fault"
+    return what
 
 
 # ----------------------------------------------------------------------------- callback kinds

@@ -291,7 +291,9 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
         evidence.callbacks = [r for r in evidence.callbacks if ours(r)]
         evidence.queue = [r for r in evidence.queue if ours(r)]
     fleet_samples = [(began + t, n) for t, n, *_ in player.samples]
-    context = checker.Context(fleet=fleet_samples, bounds=arena.bounds)
+    context = checker.Context(
+        fleet=fleet_samples, bounds=arena.bounds, spent=frozenset(arena.spent)
+    )
     verdict = checker.check(evidence, sent, context)
     arena.mark("checked", "-", "passed" if verdict.passed else "FAILED")
     seconds = time.monotonic() - began
