@@ -30,6 +30,7 @@ from lab.net.latency import Call, LatencyModel
 
 _CHUNK = 64 * 1024
 _HOLD_TICK_S = 0.05
+_TRACED_PATH = 256
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Traced:
     route: str
     call: Call
     delay_ms: float
+    path: str  # the request's path, without its query (S3: bucket and key)
 
 
 class Proxy:
@@ -239,7 +241,7 @@ class Proxy:
                     await self._pipe(name, src, dst, both)
                     return
                 form = await http_frames.read_form(head, src) if head.is_form else None
-                delay_s = self._record(name, http_frames.recognise(head, form)) / 1000
+                delay_s = self._record(name, head, http_frames.recognise(head, form)) / 1000
                 if delay_s:
                     await asyncio.sleep(delay_s)
                 if not await self._gate(name):
@@ -260,7 +262,7 @@ class Proxy:
         for w in both:
             w.transport.abort()
 
-    def _record(self, name: str, call: Call) -> float:
+    def _record(self, name: str, head: http_frames.RequestHead, call: Call) -> float:
         """Count a call and draw its delay (ms; 0 without a latency model)."""
         self._calls[name][call.name] += 1
         delay_ms = 0.0
@@ -268,5 +270,6 @@ class Proxy:
             delay_ms = self.latency.draw_ms(call, self._drawn[call])
             self._drawn[call] += 1
         if self._trace is not None:
-            self._trace(Traced(time.time(), name, call, delay_ms))
+            path = head.target.split("?", 1)[0][:_TRACED_PATH]
+            self._trace(Traced(time.time(), name, call, delay_ms, path))
         return delay_ms

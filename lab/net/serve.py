@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     def traced(one: Traced) -> None:
         if trace is not None:
             line = {"at": round(one.at, 6), "route": one.route, "call": one.call.name,
-                    "delay_ms": round(one.delay_ms, 3)}  # fmt: skip
+                    "delay_ms": round(one.delay_ms, 3), "path": one.path}  # fmt: skip
             trace.write(json.dumps(line) + "\n")
 
     stop = threading.Event()
