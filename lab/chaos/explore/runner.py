@@ -32,6 +32,7 @@ from lab.chaos.explore.workload import Client
 from lab.chaos.harness import ChaosLab, Setup
 from lab.ec2.bodies import reap
 from lab.errors import LabError
+from lab.net.latency import model_for
 from lab.net.proxy import Proxy, Route
 from lab.runtime import procs, stack
 from lab.runtime import scaler as lab_scaler
@@ -84,16 +85,20 @@ def clean_arena(base: LabSettings, schedule: Schedule) -> Iterator[Arena]:
     )
     lab = ChaosLab(base, f"explore-{schedule.seed}", schedule.seed, setup)
     proxy = None
-    if schedule.proxy:
+    if schedule.proxy:  # the explorer's own proxy, with the lab's latency model as its base
+        model = model_for(base.latency, schedule.seed)
         proxy = Proxy(
             [
-                Route("emulator", "127.0.0.1", lab.settings.emulator_port),
+                Route("emulator", "127.0.0.1", lab.settings.emulator_port, aws=bool(model)),
                 Route("receiver", "127.0.0.1", lab.settings.receiver_port),
             ],
             seed=schedule.seed,
+            latency=model,
         ).start()
         extra = {"FLEETLAB_ENDPOINT_URL": proxy.url("emulator")}
-        lab.settings = replace(lab.settings, instance_env={**lab.settings.instance_env, **extra})
+        lab.settings = replace(
+            lab.settings, latency="none", instance_env={**lab.settings.instance_env, **extra}
+        )
     try:
         lab.up()
         arena = Arena(lab.settings, lab.env, lab.clients, proxy, bounds=schedule.bounds)
