@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from benchlab import PROCS, REGION, Lab, free_port, log
 
+from lab.runtime import procs
 from lab.runtime.resources import lab_clients
 from lab.runtime.stack import base_env
 from worker.state.layout import STATUS
@@ -83,7 +83,7 @@ def with_latency(lab: Lab, run_dir: Path) -> Lab:
         argv += ["--route", route]
     proxy = PROCS.start("proxy", argv, run_dir / "proxy.log", base_env())
     deadline = time.monotonic() + 15
-    while not listening(ports["clients"]):
+    while not procs.listening(ports["clients"]):
         if proxy.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the proxy did not start (rc={proxy.poll()})")
         time.sleep(0.05)
@@ -97,12 +97,6 @@ def with_latency(lab: Lab, run_dir: Path) -> Lab:
         trace=Trace(trace),
         peer_broker=f"sqs://test:test@127.0.0.1:{ports['peer']}",
     )
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def stop(lab: Lab) -> None:

@@ -177,8 +177,8 @@ def start_hypervisor(settings: LabSettings, env: dict[str, str], backend: str) -
 
 def routed(settings: LabSettings) -> dict[str, str]:
     """What points an instance's (or a plain worker's) AWS calls at the lab's proxy, when the
-    lab's network has a latency model; nothing otherwise."""
-    if settings.latency == "none":
+    lab's network has a latency model; nothing otherwise (nor ever on AWS: it has its own)."""
+    if settings.latency == "none" or settings.env not in environment.EMULATED:
         return {}
     return {"FLEETLAB_ENDPOINT_URL": settings.proxy_url}
 
@@ -195,12 +195,12 @@ def start_proxy(settings: LabSettings, env: dict[str, str]) -> int:
     route = f"emulator:{settings.proxy_port}:127.0.0.1:{settings.emulator_port}"
     argv = [sys.executable, "-m", "lab.net.serve", "--route", route,
             "--latency", settings.latency, "--counts", str(proxy_counts(settings))]  # fmt: skip
-    if emulator.answers(settings.proxy_url):
-        raise StartFailed(f"something already answers on {settings.proxy_url}; is a lab up?")
+    if procs.listening(settings.proxy_port):
+        raise StartFailed(f"something already listens on {settings.proxy_url}; is a lab up?")
     pid = procs.start(PROXY, argv, settings.pids, settings.logs, env, Path.cwd())
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if emulator.answers(settings.proxy_url):
+        if procs.listening(settings.proxy_port):
             return pid
         if not procs.alive(pid):
             break

@@ -4,6 +4,7 @@ front of the real emulator: boto3 calls through it succeed, and it counts each b
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -14,10 +15,13 @@ import pytest
 from conftest import Lab, stop_process
 from support import clean_env, wait_until
 
+from lab.errors import StartFailed
 from lab.net.serve import read_counts
+from lab.runtime import procs, stack
 from lab.runtime.emulator import answers
 from lab.runtime.procs import free_port
 from lab.runtime.resources import lab_clients
+from lab.runtime.settings import LabSettings
 from worker.aws import Clients
 
 
@@ -95,3 +99,13 @@ def test_calls_through_the_aws_proxy_succeed_and_are_counted_by_operation(
     traced = [json.loads(line) for line in trace.read_text().splitlines()]
     assert len(traced) == sum(counted().values())  # one trace line per call
     assert all(line["delay_ms"] > 0 for line in traced)  # the AWS model held every call
+
+
+def test_the_lab_refuses_a_proxy_port_already_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = LabSettings(home=tmp_path, latency="aws", proxy_port=taken.getsockname()[1])
+        with pytest.raises(StartFailed, match="already listens"):
+            stack.start_proxy(settings, clean_env())
+    assert not procs.running(settings.pids)
