@@ -154,6 +154,8 @@ class Proxy:
                 self._tasks.add(task)
             try:
                 await self._serve(name, reader, writer)
+            except asyncio.CancelledError:
+                pass  # stop() ends open connections; Python 3.11 would log each as an error
             finally:
                 self._tasks.discard(task)
 
