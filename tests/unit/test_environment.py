@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lab.cli import app
+from lab.cli import app, observe, tables
 from lab.errors import LabError
 from lab.runtime import environment, stack
 from lab.runtime.settings import LabSettings, load_settings
@@ -85,3 +85,17 @@ def test_a_bad_latency_is_refused_before_anything_starts(tmp_path: Path) -> None
     assert "unknown latency mode 'gcp'" in result.output
     assert not (tmp_path / "config.toml").exists()
     assert not (tmp_path / "pids").exists()
+
+
+def test_status_names_the_network_and_a_proxy_that_is_not_running(tmp_path: Path) -> None:
+    plain = LabSettings(home=tmp_path)
+    assert tables.network_line(observe.network(plain)) == (
+        "network: direct to the emulator (latency none)"
+    )
+    routed = observe.network(LabSettings(home=tmp_path, latency="aws"))
+    assert routed == {"latency": "aws", "proxy": None, "calls": {}}
+    assert "its proxy is not running" in tables.network_line(routed)
+    carried = {"latency": "aws", "proxy": "http://127.0.0.1:5001", "calls": {"s3.PutObject": 2}}
+    assert tables.network_line(carried) == (
+        "network: latency aws via the proxy http://127.0.0.1:5001, 2 AWS calls carried"
+    )
