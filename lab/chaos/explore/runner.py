@@ -34,6 +34,7 @@ from lab.ec2.bodies import reap
 from lab.errors import LabError
 from lab.net.latency import model_for
 from lab.net.proxy import Proxy, Route
+from lab.net.serve import read_counts
 from lab.runtime import procs, stack
 from lab.runtime import scaler as lab_scaler
 from lab.runtime.resources import LabEnv, clients_for
@@ -65,6 +66,7 @@ class Outcome:
     seconds: float
     error: str | None = None
     figures: dict[str, float] = field(default_factory=dict)
+    aws_calls: dict[str, int] = field(default_factory=dict)  # through a proxy with AWS latency
 
     @property
     def passed(self) -> bool:
@@ -302,8 +304,22 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
     arena.mark("checked", "-", "passed" if verdict.passed else "FAILED")
     seconds = time.monotonic() - began
     return Outcome(
-        schedule, arena.env.env, verdict, arena.timeline, player.samples, seconds, unsettled
-    )
+        schedule, arena.env.env, verdict, arena.timeline, player.samples, seconds, unsettled,
+        aws_calls=aws_calls(arena),
+    )  # fmt: skip
+
+
+def aws_calls(arena: Arena) -> dict[str, int]:
+    """The instances' AWS calls by operation that went through a proxy with a latency model:
+    the explorer's own, else the lab's (`lab.net.serve`); none on a direct network."""
+    if arena.proxy is not None and arena.proxy.latency is not None:
+        return arena.proxy.calls().get("emulator", {})
+    if arena.settings.latency == "none":
+        return {}
+    try:
+        return read_counts(stack.proxy_counts(arena.settings)).get("emulator", {})
+    except ValueError:
+        return {}
 
 
 def _depth(arena: Arena) -> tuple[int, int]:
