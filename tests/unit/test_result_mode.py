@@ -12,6 +12,8 @@ from botocore.exceptions import EndpointConnectionError
 from memstore import DictStore
 from rig import REFUSED, Rig, request
 
+import worker.state.claims as claims_module
+from lab.chaos.explore.sabotage import CLAIM_CREATE
 from lab.client.results import parse_response
 from worker.consume.outcome import DELETE, LEAVE, RetryAfter
 from worker.errors import ClaimBusy, ConfigError, StoreError
@@ -241,3 +243,7 @@ def test_the_light_built_ins_use_result_mode_and_the_long_ones_the_lease() -> No
         "analyze": "lease", "wait": "lease", "noop": "result", "audio-stats": "result",
         "audio-spectrogram": "result", "image-thumbnail": "result", "encrypt": "result",
     }  # fmt: skip
+
+
+def test_the_skip_claim_sabotage_still_finds_lease_modes_one_create() -> None:
+    assert Path(claims_module.__file__).read_text().count(CLAIM_CREATE) == 1
