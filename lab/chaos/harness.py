@@ -339,8 +339,7 @@ def check(rule: str, ok: bool, detail: str = "") -> Check:
 def base_rules(evidence: Evidence, sent: list[str]) -> list[Check]:
     """DESIGN.md's rules every scenario checks on its evidence."""
     tally = evidence.tally(sent)
-    reasons = {x.request_id for x in evidence.lines("dead-letter")}
-    unexplained = [r for r in evidence.dead_letters.values() if r in sent and r not in reasons]
+    unexplained = sorted(evidence.unexplained_dead_letters() & set(sent))
     differing = [
         r
         for r in sent

@@ -241,10 +241,8 @@ def dead_letters_explained(evidence: Evidence, spent: frozenset[str] = frozenset
     """Every request in the dead-letter queue has a "dead-letter" line with its reason -- or
     its last receive was the nemesis' own (``spent``), which no worker saw: that fault's line
     on the timeline is the reason."""
-    logged = {x.request_id for x in evidence.lines("dead-letter")}
-    dead = set(evidence.dead_letters.values())
-    bare = sorted(dead - logged - spent)
-    by_nemesis = len((dead - logged) & spent)
+    bare = sorted(evidence.unexplained_dead_letters(spent))
+    by_nemesis = len(evidence.unexplained_dead_letters() & spent)
     if bare:
         stories = "".join(f"; {key}: {_story(evidence, key)}" for key in bare[:3])
         return Rule("every dead letter has a logged reason", False,

@@ -281,7 +281,8 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
         unsettled = f"did not settle: {visible + in_flight} message(s) still in the request queue"
         arena.mark("workload", "-", unsettled)
     time.sleep(1.5)  # the workers ship their log lines every 0.2 s
-    evidence = gather(arena.clients, arena.env, player.evidence, time.time())
+    spent = frozenset(arena.spent)
+    evidence = gather(arena.clients, arena.env, player.evidence, time.time(), spent)
     if mine:
         keys = {s.key for s in sent}
 
@@ -291,9 +292,7 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
         evidence.callbacks = [r for r in evidence.callbacks if ours(r)]
         evidence.queue = [r for r in evidence.queue if ours(r)]
     fleet_samples = [(began + t, n) for t, n, *_ in player.samples]
-    context = checker.Context(
-        fleet=fleet_samples, bounds=arena.bounds, spent=frozenset(arena.spent)
-    )
+    context = checker.Context(fleet=fleet_samples, bounds=arena.bounds, spent=spent)
     verdict = checker.check(evidence, sent, context)
     arena.mark("checked", "-", "passed" if verdict.passed else "FAILED")
     seconds = time.monotonic() - began
