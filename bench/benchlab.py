@@ -312,7 +312,10 @@ class Worker:
     status: dict[str, Any] | None = field(default=None)
 
 
-def start_workers(lab: Lab, env: LabEnv, sid: str) -> list[Worker]:
+def start_workers(
+    lab: Lab, env: LabEnv, sid: str, extra: dict[str, str] | None = None
+) -> list[Worker]:
+    """Start the workers; ``extra``: variables added to their environment."""
     workers = []
     for index in range(1, WORKERS + 1):
         worker_id = f"{sid}-w{index}"
@@ -326,6 +329,7 @@ def start_workers(lab: Lab, env: LabEnv, sid: str) -> list[Worker]:
                 "FLEETLAB_STATUS_INTERVAL": "1",
                 "FLEETLAB_ENDPOINT_URL": lab.endpoint,
             }
+            | (extra or {})
         )
         spawned = time.time()
         proc = PROCS.start(

@@ -38,6 +38,21 @@ kind = "pattern"
 pattern = "[a-z]{1,10}"
 arg = ["{value}"]
 
+[services.say]
+command = ["/bin/echo", "said", "{params}"]
+input = false
+timeout_seconds = 5
+claim = "result"
+[services.say.parameters.word]
+kind = "pattern"
+pattern = "[a-z]{1,10}"
+arg = ["{value}"]
+
+[services.crash-result]
+command = ["/bin/sh", "-c", "kill -ABRT $$"]
+input = false
+claim = "result"
+
 [services.cat]
 command = ["/bin/cat", "{input}"]
 input = true

@@ -140,6 +140,50 @@ def test_a_dead_letter_without_a_logged_reason_breaks_its_rule_and_tells_its_sto
     assert found.detail.endswith("i-7 claimed")  # type: ignore[attr-defined]
 
 
+def published(request_id: str, at: float, worker: str = "i-1") -> Line:
+    return Line(worker, f"m-{request_id}", request_id, "published", "ok", "",
+                at_ms=round(at * 1000))  # fmt: skip
+
+
+def test_result_mode_counts_only_a_run_begun_after_the_publication() -> None:
+    evidence = Evidence(
+        queue=[answer("a"), answer("a"), answer("b"), answer("c"), answer("d"), answer("d", "x")],
+        activity=[
+            # a: two overlapping runs, one published, both answered alike: no effect.
+            ran("a", T0 + 1.0, 0.8), ran("a", T0 + 1.5, 0.8, worker="i-2"), published("a", T0 + 1.1),
+            # b: the first run's publication failed, a later run published: no effect either.
+            ran("b", T0 + 1, 0.5), ran("b", T0 + 5, 0.5), published("b", T0 + 5.1),
+            # c: a run begun after the result was published: a duplicate effect.
+            ran("c", T0 + 1, 0.5), published("c", T0 + 1.1), ran("c", T0 + 1.6, 0.2),
+            # d: overlapping, but two different results delivered: a duplicate effect.
+            ran("d", T0 + 1, 0.5), ran("d", T0 + 1.2, 0.5), published("d", T0 + 1.1),
+        ],
+    )  # fmt: skip
+    classes = classify(evidence, sent("a", "b", "c", "d"))
+    assert classes == {
+        "a": "answered",
+        "b": "answered",
+        "c": "duplicate_effects",
+        "d": "duplicate_effects",
+    }
+    # Without its "published" line, b is held to the lease rule: ran again after a finished run.
+    lease = Evidence(queue=[answer("b")], activity=[ran("b", T0 + 1, 0.5), ran("b", T0 + 5, 0.5)])
+    assert classify(lease, sent("b")) == {"b": "duplicate_effects"}
+
+
+def test_scale_in_that_kills_a_result_mode_job_is_caught() -> None:
+    activity = [
+        line("received", "a", worker="i-9", message="m1"),  # result mode: no claim line
+        line("terminated", "-", worker="i-1-scaler", detail="i-9: drained and stopped"),
+    ]
+    found = rule(check(Evidence(activity=activity), [], Context()).rules,
+                 "scale-in never kills a running job")  # fmt: skip
+    assert not found.passed and "m1 on i-9" in found.detail  # type: ignore[attr-defined]
+    ended = [*activity, line("busy", "a", worker="i-9", message="m1")]
+    assert rule(check(Evidence(activity=ended), [], Context()).rules,
+                "scale-in never kills a running job").passed  # type: ignore[attr-defined]  # fmt: skip
+
+
 def test_scale_in_that_kills_a_claimed_job_is_caught() -> None:
     activity = [
         line("claimed", "a", worker="i-9", message="m1"),

@@ -41,7 +41,7 @@ EventName = Literal[
     # a process
     "started", "stopped",
     # a message on a worker
-    "received", "claimed", "busy", "duplicate", "ran", "error", "fenced", "delivered",
+    "received", "claimed", "busy", "duplicate", "ran", "published", "error", "fenced", "delivered",
     "retry", "dead-letter", "deleted", "released", "lease-lost",
     # the instance (spot notices in its metadata)
     "interruption", "rebalance",

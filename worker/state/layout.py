@@ -54,6 +54,8 @@ def offloaded_key(name: str) -> str:
     return f"{REQUESTS}{name}"
 
 
-def result_key(claim_key: str, filename: str) -> str:
-    """Where a job's result file is stored, under its request's claim key."""
-    return f"{RESULTS}{claim_key}/{filename}"
+def result_key(claim_key: str, filename: str, run: str | None = None) -> str:
+    """Where a job's result file is stored, under its request's claim key; ``run``: under a
+    folder of that run's own (result mode, where two runs of one request may overlap)."""
+    folder = f"{claim_key}/{run}" if run else claim_key
+    return f"{RESULTS}{folder}/{filename}"

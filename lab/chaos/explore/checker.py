@@ -2,10 +2,11 @@
 tested on hand-made evidence and trusted on real evidence.
 
 Every request sent is put in one class, as Jepsen's total-queue checker does:
-``answered`` once; ``duplicate_effects`` (a completed run that began after another had finished,
-or two different response bodies); ``dead_lettered`` (in the dead-letter queue); ``lost``
-(neither answered nor dead-lettered). A response to nothing sent is ``unexpected``. Then the
-rules of DESIGN.md, on the same evidence.
+``answered`` once; ``duplicate_effects`` (two different response bodies, or a run that should not
+have been: in lease mode one that began after another had finished, in result mode one that
+began after the request's result was published); ``dead_lettered`` (in the dead-letter queue);
+``lost`` (neither answered nor dead-lettered). A response to nothing sent is ``unexpected``.
+Then the rules of DESIGN.md, on the same evidence.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from worker.state.claims import claim_key
 from worker.state.layout import claim_path
 
 CLASSES = ("answered", "duplicate_effects", "lost", "dead_lettered", "unexpected")
-# A worker's own account that a message it claimed came to an end (any end but a kill).
+# A worker's own account that it began on a message (received it to process; claimed it) ...
+BEGINNINGS: frozenset[EventName] = frozenset({"received", "claimed"})
+# ... and that the message came to an end (any end but a kill).
 ENDINGS: frozenset[EventName] = frozenset(
-    {"ran", "error", "fenced", "retry", "delivered", "dead-letter", "released"}
+    {"ran", "error", "fenced", "retry", "delivered", "dead-letter", "released", "busy"}
 )
 
 
@@ -111,10 +114,11 @@ def classify(evidence: Evidence, sent: Sequence[Sent]) -> dict[str, str]:
     for response in evidence.responses:
         bodies[response.request_id].add(_result(response.body))
     runs = _runs(evidence.activity)
+    published = _published(evidence.activity)
     dead = set(evidence.dead_letters.values())
     classes: dict[str, str] = {}
     for key in {s.key for s in sent}:
-        if len(bodies.get(key, ())) > 1 or _ran_again(runs.get(key, [])):
+        if len(bodies.get(key, ())) > 1 or _ran_again(runs.get(key, []), published.get(key)):
             classes[key] = "duplicate_effects"
         elif key in dead:
             classes[key] = "dead_lettered"
@@ -154,9 +158,24 @@ def _runs(activity: Sequence[Line]) -> dict[str, list[tuple[float, float]]]:
     return runs
 
 
-def _ran_again(runs: list[tuple[float, float]]) -> bool:
-    """True when a run began after another had finished (overlapping deliveries of a short
-    job may both run; only a later one is a duplicate effect)."""
+def _published(activity: Sequence[Line]) -> dict[str, float]:
+    """When each result-mode request's result was first published (its "published" lines)."""
+    first: dict[str, float] = {}
+    for line in activity:
+        if line.event == "published":
+            at = line.at_ms / 1000
+            first[line.request_id] = min(first.get(line.request_id, at), at)
+    return first
+
+
+def _ran_again(runs: list[tuple[float, float]], published_at: float | None = None) -> bool:
+    """True when a run should not have been. In result mode (``published_at``: the request's
+    result was published then) one that began after the publication: overlapping runs, and a
+    run after one whose publication failed, deliver the one published response and are no
+    duplicate effect. In lease mode one that began after another had finished (overlapping
+    deliveries may both run — a zombie and its taker; only a later one is a duplicate effect)."""
+    if published_at is not None:
+        return any(start >= published_at for start, _ in runs)
     ordered = sorted(runs)
     first_end = float("inf")
     for start, end in ordered:
@@ -245,7 +264,8 @@ def _story(evidence: Evidence, key: str, most: int = 16) -> str:
 
 
 def scale_in_kills_nothing(evidence: Evidence) -> Rule:
-    """An instance the scaler terminated as drained had ended every job it claimed."""
+    """An instance the scaler terminated as drained had ended every message it began on
+    (received to process, in either claim mode; claimed, in lease mode)."""
     drained = {
         x.detail.split(":", 1)[0]
         for x in evidence.lines("terminated")
@@ -254,7 +274,7 @@ def scale_in_kills_nothing(evidence: Evidence) -> Rule:
     killed = []
     for worker in sorted(drained):
         claimed = {
-            x.message_id for x in evidence.activity if x.worker == worker and x.event == "claimed"
+            x.message_id for x in evidence.activity if x.worker == worker and x.event in BEGINNINGS
         }
         ended = {
             x.message_id for x in evidence.activity if x.worker == worker and x.event in ENDINGS
