@@ -40,7 +40,9 @@ def in_pty(
     """Run ``argv`` with a pseudo-terminal as stdin/stdout/stderr; its exit code and output.
     ``interrupt_when(output so far)`` true: send SIGINT (as Ctrl-C would)."""
     pid, fd = pty.fork()
-    if pid == 0:  # the child: become the command
+    if pid == 0:  # the child: become the command, Ctrl-C acting as on a terminal (a shell
+        # starts background jobs with SIGINT ignored, and an exec keeps that)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(argv[0], argv, env | {"TERM": "xterm-256color", "COLUMNS": "160"})
     chunks: list[bytes] = []
     began = time.monotonic()
