@@ -65,9 +65,22 @@ def in_pty(
         else:
             os.kill(pid, signal.SIGKILL)
     finally:
-        _, status = os.waitpid(pid, 0)
+        status = _reap(pid)
         os.close(fd)
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+
+
+def _reap(pid: int, grace_s: float = 10.0) -> int:
+    """The child's wait status, killed if it has not ended within ``grace_s`` (when the test is
+    cut short, nothing reads its terminal any more and it would block writing to it forever)."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
 
 
 def piped(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
