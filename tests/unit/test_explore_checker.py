@@ -24,6 +24,11 @@ def ran(request_id: str, end: float, seconds: float, worker: str = "i-1") -> Lin
                 at_ms=round(end * 1000))  # fmt: skip
 
 
+def delivered(request_id: str, at: float, worker: str = "i-1") -> Line:
+    return Line(worker, f"m-{request_id}", request_id, "delivered", "ok", "",
+                at_ms=round(at * 1000))  # fmt: skip
+
+
 def line(
     event: str, request_id: str, worker: str = "i-1", detail: str = "", message: str = ""
 ) -> Line:
@@ -62,9 +67,13 @@ def test_a_run_after_a_finished_one_is_a_duplicate_effect() -> None:
         queue=[answer("a"), answer("b")],
         activity=[
             ran("a", T0 + 1, 0.5),
+            delivered("a", T0 + 1.1),
             ran("a", T0 + 3, 0.5),  # began at T0 + 2.5, after the first ended at T0 + 1
+            delivered("a", T0 + 3.1),
             ran("b", T0 + 1.0, 0.8),
-            ran("b", T0 + 1.2, 0.8),  # overlapping deliveries of a short job: allowed
+            ran("b", T0 + 1.2, 0.8, worker="i-2"),  # overlapping deliveries: allowed
+            delivered("b", T0 + 1.1),
+            delivered("b", T0 + 1.3, worker="i-2"),
         ],
     )
     verdict = check(evidence, sent("a", "b"), Context())
@@ -167,8 +176,40 @@ def test_result_mode_counts_only_a_run_begun_after_the_publication() -> None:
         "d": "duplicate_effects",
     }
     # Without its "published" line, b is held to the lease rule: ran again after a finished run.
-    lease = Evidence(queue=[answer("b")], activity=[ran("b", T0 + 1, 0.5), ran("b", T0 + 5, 0.5)])
+    lease = Evidence(
+        queue=[answer("b")],
+        activity=[ran("b", T0 + 1, 0.5), delivered("b", T0 + 1.1), ran("b", T0 + 5, 0.5)],
+    )
     assert classify(lease, sent("b")) == {"b": "duplicate_effects"}
+
+
+def test_a_lease_run_cut_off_before_its_result_was_published_had_no_effect() -> None:
+    # Found by the soak: the body crashed 0.1 s after its binary ended, before the fenced finish;
+    # the message came back and the taker ran it again. One effect: the taker's.
+    taker = {"owner": "i-2", "state": "done", "token": 2, "message_id": "m-a", "response": "r"}
+    crashed = Evidence(
+        queue=[answer("a")],
+        activity=[
+            ran("a", T0 + 1, 0.5),
+            ran("a", T0 + 9, 0.5, worker="i-2"),
+            delivered("a", T0 + 9.1, worker="i-2"),
+        ],
+        claims={claim_path(claim_key("", "a")): taker},
+    )
+    assert classify(crashed, sent("a")) == {"a": "answered"}
+    # The finisher's run counts even when it crashed before delivering: a run after it did not
+    # have to be (the stored response is re-sent without one).
+    first = taker | {"owner": "i-1", "token": 1}
+    finished = Evidence(
+        queue=[answer("a")],
+        activity=[
+            ran("a", T0 + 1, 0.5),
+            ran("a", T0 + 9, 0.5, worker="i-2"),
+            delivered("a", T0 + 9.1, worker="i-2"),
+        ],
+        claims={claim_path(claim_key("", "a")): first},
+    )
+    assert classify(finished, sent("a")) == {"a": "duplicate_effects"}
 
 
 def test_scale_in_that_kills_a_result_mode_job_is_caught() -> None:

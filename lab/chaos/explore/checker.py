@@ -16,7 +16,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lab.chaos.evidence import Evidence
@@ -118,7 +118,8 @@ def classify(evidence: Evidence, sent: Sequence[Sent]) -> dict[str, str]:
     dead = set(evidence.dead_letters.values())
     classes: dict[str, str] = {}
     for key in {s.key for s in sent}:
-        if len(bodies.get(key, ())) > 1 or _ran_again(runs.get(key, []), published.get(key)):
+        again = _ran_again(runs.get(key, []), published.get(key), _finisher(evidence, key))
+        if len(bodies.get(key, ())) > 1 or again:
             classes[key] = "duplicate_effects"
         elif key in dead:
             classes[key] = "dead_lettered"
@@ -147,15 +148,48 @@ def _result(body: str) -> str:
     return _MESSAGE_ID.sub("", _comparable(body))
 
 
-def _runs(activity: Sequence[Line]) -> dict[str, list[tuple[float, float]]]:
-    """Completed runs per request: (start, end) from each "ran" line's time and duration."""
-    runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for line in activity:
+@dataclass(frozen=True)
+class Run:
+    """One completed run of the binary: when it began and ended, where, and whether that
+    worker delivered its result afterwards."""
+
+    start: float
+    end: float
+    worker: str
+    message_id: str
+    delivered: bool = False
+
+
+def _runs(activity: Sequence[Line]) -> dict[str, list[Run]]:
+    """Completed runs per request, from each "ran" line's time and duration; each marked
+    delivered when the same worker delivered the same message before it ran it again."""
+    runs: dict[str, list[Run]] = defaultdict(list)
+    open_runs: dict[tuple[str, str], tuple[str, int]] = {}  # (worker, message) -> its last run
+    for line in sorted(activity, key=lambda x: x.at_ms):
+        where = (line.worker, line.message_id)
         if line.event == "ran":
             end = line.at_ms / 1000
             took = 0.0 if line.seconds == "-" else float(line.seconds)
-            runs[line.request_id].append((end - took, end))
+            runs[line.request_id].append(Run(end - took, end, line.worker, line.message_id))
+            open_runs[where] = (line.request_id, len(runs[line.request_id]) - 1)
+        elif line.event == "delivered" and where in open_runs:
+            key, index = open_runs.pop(where)
+            runs[key][index] = replace(runs[key][index], delivered=True)
     return runs
+
+
+def _claim_path(key: str) -> str:
+    """The claim document of a checked key (a request id, or ``message:<id>``)."""
+    if key.startswith("message:"):
+        return claim_path(claim_key(key.removeprefix("message:"), None))
+    return claim_path(claim_key("", key))
+
+
+def _finisher(evidence: Evidence, key: str) -> str | None:
+    """The worker whose finished claim holds the request's response, if it is finished."""
+    doc = evidence.claims.get(_claim_path(key)) or {}
+    owner = doc.get("owner")
+    return owner if doc.get("state") == "done" and isinstance(owner, str) else None
 
 
 def _published(activity: Sequence[Line]) -> dict[str, float]:
@@ -168,21 +202,28 @@ def _published(activity: Sequence[Line]) -> dict[str, float]:
     return first
 
 
-def _ran_again(runs: list[tuple[float, float]], published_at: float | None = None) -> bool:
-    """True when a run should not have been. In result mode (``published_at``: the request's
-    result was published then) one that began after the publication: overlapping runs, and a
-    run after one whose publication failed, deliver the one published response and are no
-    duplicate effect. In lease mode one that began after another had finished (overlapping
-    deliveries may both run — a zombie and its taker; only a later one is a duplicate effect)."""
+def _ran_again(
+    runs: list[Run], published_at: float | None = None, finisher: str | None = None
+) -> bool:
+    """True when a run should not have been.
+
+    Result mode (``published_at``: the request's result was published then): a run that began
+    after the publication. Overlapping runs, and a run after one whose publication failed,
+    deliver the one published response and are no duplicate effect.
+
+    Lease mode: a run that began after a run with an effect had ended -- one its worker
+    delivered, or the run of ``finisher``, the worker whose finished claim holds the response.
+    A run cut off before its result was published (its body crashed, or lost the claim between
+    the run and the fenced finish: a zombie and its taker) had no effect, and the run that
+    recovers it is the request's first: found by `lab chaos explore`'s soak, a crash 0.1 s
+    after the binary ended had counted as a first run."""
     if published_at is not None:
-        return any(start >= published_at for start, _ in runs)
-    ordered = sorted(runs)
-    first_end = float("inf")
-    for start, end in ordered:
-        if start >= first_end:
-            return True
-        first_end = min(first_end, end)
-    return False
+        return any(run.start >= published_at for run in runs)
+    effective = [r for r in runs if r.delivered or (finisher is not None and r.worker == finisher)]
+    if not effective:
+        return False
+    first_end = min(r.end for r in effective)
+    return any(run.start >= first_end for run in runs)
 
 
 def _count_rule(name: str, classes: Mapping[str, str], kind: str) -> Rule:
@@ -226,11 +267,7 @@ def fencing(evidence: Evidence) -> Rule:
             stored[key] = _comparable(doc["response"])
     wrong = []
     for response in evidence.responses:
-        if response.request_id.startswith("message:"):
-            key = claim_key(response.request_id.removeprefix("message:"), None)
-        else:
-            key = claim_key("", response.request_id)
-        expected = stored.get(claim_path(key))
+        expected = stored.get(_claim_path(response.request_id))
         if expected is not None and _comparable(response.body) != expected:
             wrong.append(response.request_id)
     detail = f"{len(wrong)} published without the claim: {', '.join(sorted(set(wrong))[:10])}"
