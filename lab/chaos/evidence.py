@@ -68,7 +68,10 @@ class Evidence:
         """Requests in the dead-letter queue with no "dead-letter" line giving the reason, and
         not ``spent`` (their last receive was the nemesis' own, which no worker saw)."""
         logged = {x.request_id for x in self.lines("dead-letter")}
-        return set(self.dead_letters.values()) - logged - spent
+        # Its holder died on its last receive: the "last-receive" line is the reason.
+        orphans = activity.held_by_the_dead(self.activity)
+        dead = {r for m, r in self.dead_letters.items() if m not in orphans}
+        return dead - logged - spent
 
     def runs(self, request_id: str) -> int:
         """Completed runs of the binary for a request (killed or fenced runs don't count)."""

@@ -309,3 +309,26 @@ def test_a_dead_letter_spent_by_the_nemesis_own_receive_is_explained_by_it() -> 
         "every dead letter has a logged reason",
     )
     assert not found.passed and found.detail == "no reason for c; c: not in the activity log"  # type: ignore[attr-defined]
+
+
+def test_a_dead_letter_whose_holder_died_on_its_last_receive_is_explained_by_it() -> None:
+    # Found by the soak on LocalStack: a poison's sixth and last receive was taken by an
+    # instance the nemesis crashed before its turn came. The worker says a last receive as it
+    # takes it; a holder that logs no decision on it after that died holding it.
+    held = line("last-receive", "-", worker="i-3", detail="receive #6: held here", message="m-b")
+    evidence = Evidence(dead_letters={"m-b": "b"}, activity=[held])
+    found = rule(
+        check(evidence, sent("b"), Context()).rules, "every dead letter has a logged reason"
+    )
+    assert found.passed  # type: ignore[attr-defined]
+    # A holder that lived and decided it (a retry on its last receive) owed a "dead-letter" line.
+    decided = line("retry", "b", worker="i-3", message="m-b")
+    evidence = Evidence(dead_letters={"m-b": "b"}, activity=[held, decided])
+    found = rule(
+        check(evidence, sent("b"), Context()).rules, "every dead letter has a logged reason"
+    )
+    assert not found.passed  # type: ignore[attr-defined]
+    # Another worker's decision says nothing of this holder.
+    other = line("retry", "b", worker="i-4", message="m-b")
+    evidence = Evidence(dead_letters={"m-b": "b"}, activity=[held, other])
+    assert not evidence.unexplained_dead_letters()

@@ -95,6 +95,12 @@ class Worker:
         finally:
             self.idle.clear()
         self.heartbeat.reset()
+        for message in batch:
+            if self.last_receive(message):
+                # Said at once, not when its turn comes: should this instance die holding it,
+                # SQS dead-letters it unanswered, and this line is the reason (lab dlq, chaos).
+                self.log.event("last-receive", message_id=message.message_id,
+                               detail=f"receive #{message.receive_count}: held here")  # fmt: skip
         return batch
 
     def batch_size(self) -> int:

@@ -42,7 +42,7 @@ EventName = Literal[
     "started", "stopped",
     # a message on a worker
     "received", "claimed", "busy", "duplicate", "ran", "published", "error", "fenced", "delivered",
-    "retry", "dead-letter", "deleted", "released", "lease-lost",
+    "retry", "dead-letter", "deleted", "released", "lease-lost", "last-receive",
     # the instance (spot notices in its metadata)
     "interruption", "rebalance",
     # the scaler
