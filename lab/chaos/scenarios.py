@@ -129,6 +129,10 @@ def duplicate_delivery(lab: ChaosLab) -> list[Check]:
     lab.wait(lambda: lab.answered(["dup-1"]), 40, "dup-1 answered")
     lab.submit("dup-1", video)
     lab.mark("dup-1 sent again after its answer")
+    # Every dup-1 copy answered first: the two turned away as busy come back 7 s later, and
+    # one visible then would be what the dying consumer below takes instead of dup-2 (seen on
+    # a loaded machine, where dup-1's run took 6-14 s).
+    lab.wait(lambda: len(_responses(lab, "dup-1")) >= 4, 40, "every dup-1 copy answered")
     live = lab.live()
     for instance_id in live:
         lab.fault("freeze", instance_id)
@@ -144,7 +148,6 @@ def duplicate_delivery(lab: ChaosLab) -> list[Check]:
     for instance_id in live:
         lab.fault("thaw", instance_id)
     lab.wait(lambda: lab.answered(["dup-2"]), 40, "dup-2 answered")
-    lab.wait(lambda: len(_responses(lab, "dup-1")) >= 4, 40, "every dup-1 copy answered")
     evidence = lab.gather()
     receives = [x.detail for x in evidence.lines("received") if x.message_id == redelivered]
     return [
