@@ -187,28 +187,22 @@ def test_a_lease_run_cut_off_before_its_result_was_published_had_no_effect() -> 
     # Found by the soak: the body crashed 0.1 s after its binary ended, before the fenced finish;
     # the message came back and the taker ran it again. One effect: the taker's.
     taker = {"owner": "i-2", "state": "done", "token": 2, "message_id": "m-a", "response": "r"}
-    crashed = Evidence(
-        queue=[answer("a")],
-        activity=[
-            ran("a", T0 + 1, 0.5),
-            ran("a", T0 + 9, 0.5, worker="i-2"),
-            delivered("a", T0 + 9.1, worker="i-2"),
-        ],
-        claims={claim_path(claim_key("", "a")): taker},
-    )
-    assert classify(crashed, sent("a")) == {"a": "answered"}
+
+    def crash_then_takeover(finished_claim: dict[str, object]) -> Evidence:
+        return Evidence(
+            queue=[answer("a")],
+            activity=[
+                ran("a", T0 + 1, 0.5),
+                ran("a", T0 + 9, 0.5, worker="i-2"),
+                delivered("a", T0 + 9.1, worker="i-2"),
+            ],
+            claims={claim_path(claim_key("", "a")): finished_claim},
+        )
+
+    assert classify(crash_then_takeover(taker), sent("a")) == {"a": "answered"}
     # The finisher's run counts even when it crashed before delivering: a run after it did not
     # have to be (the stored response is re-sent without one).
-    first = taker | {"owner": "i-1", "token": 1}
-    finished = Evidence(
-        queue=[answer("a")],
-        activity=[
-            ran("a", T0 + 1, 0.5),
-            ran("a", T0 + 9, 0.5, worker="i-2"),
-            delivered("a", T0 + 9.1, worker="i-2"),
-        ],
-        claims={claim_path(claim_key("", "a")): first},
-    )
+    finished = crash_then_takeover(taker | {"owner": "i-1", "token": 1})
     assert classify(finished, sent("a")) == {"a": "duplicate_effects"}
 
 

@@ -278,8 +278,9 @@ def dead_letters_explained(evidence: Evidence, spent: frozenset[str] = frozenset
     """Every request in the dead-letter queue has a "dead-letter" line with its reason -- or
     its last receive was the nemesis' own (``spent``), which no worker saw: that fault's line
     on the timeline is the reason."""
-    bare = sorted(evidence.unexplained_dead_letters(spent))
-    by_nemesis = len(evidence.unexplained_dead_letters() & spent)
+    unexplained = evidence.unexplained_dead_letters()
+    bare = sorted(unexplained - spent)
+    by_nemesis = len(unexplained & spent)
     if bare:
         stories = "".join(f"; {key}: {_story(evidence, key)}" for key in bare[:3])
         return Rule("every dead letter has a logged reason", False,
