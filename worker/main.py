@@ -32,7 +32,7 @@ from worker.state.store import S3JsonStore
 
 def watch_notices(config: WorkerConfig, worker: Worker) -> NoticeWatcher | None:
     """On an instance, a watcher of its spot notices: an interruption drains the worker (as a
-    SIGTERM does) and abandons the running job if it would not finish before the reclaim."""
+    SIGTERM does) and abandons each running job that would not finish before the reclaim."""
     if config.metadata_url is None:
         return None
     try:
