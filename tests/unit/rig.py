@@ -118,10 +118,11 @@ class Rig:
         heartbeat_s: float = 10.0,
         store: DictStore | None = None,
         concurrency: int = 1,
+        services_extra: str = "",
     ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         services = tmp_path / "services.toml"
-        services.write_text(SERVICES)
+        services.write_text(SERVICES + services_extra)
         self.config = WorkerConfig(
             aws=AwsTarget(), request_queue_url="q", response_queue_url="r", bucket="b",
             log_group="g", worker_id="w1", work_dir=tmp_path / "work", services_file=services,
