@@ -151,21 +151,16 @@ class Worker:
 
     def start_job(self, message: Message, group: Group) -> None:
         """Start ``message``'s job thread in a slot of ``group``."""
-        job = _JobThread(self.pipeline, message, group, self.job_ended)
+        job = _JobThread(self.pipeline, message, group, self.inbox.decide, self.ended)
         self.slots.take(group)
         self.jobs[message.message_id] = job
         job.start()
 
-    def job_ended(self, outcome: Outcome) -> None:
-        """On the job thread: the outcome is decided (the loop settles it); wake the loop."""
-        self.inbox.decide(outcome)
-        self.ended.set()
-
     def reap(self) -> None:
-        """Free the slots of the job threads that have ended."""
+        """Free the slots of the jobs that have decided (their threads are ending: nothing
+        is left for them to do, and waiting for their exit would cost the loop a tick)."""
         for message_id, job in list(self.jobs.items()):
-            if not job.is_alive():
-                job.join()
+            if job.done.is_set():
                 del self.jobs[message_id]
                 self.slots.free(job.group)
 
@@ -178,7 +173,7 @@ class Worker:
     def process(self, message: Message) -> Outcome:
         """Process ``message`` on a job thread and wait for it; meanwhile hand back what waits
         too long."""
-        job = _JobThread(self.pipeline, message, None, lambda _: None)
+        job = _JobThread(self.pipeline, message, None, lambda _: None, threading.Event())
         job.start()
         while job.is_alive():
             job.join(_TICK_S)
@@ -221,17 +216,24 @@ class Worker:
 
 
 class _JobThread(threading.Thread):
-    """Runs the pipeline on one message and hands its outcome to ``ended``; an unexpected error
-    becomes an outcome, not a crash. It decides; it never settles."""
+    """Runs the pipeline on one message, hands its outcome to ``decide``, then sets ``done`` and
+    ``wake``; an unexpected error becomes an outcome, not a crash. It decides; it never settles."""
 
     def __init__(
-        self, pipeline: Pipeline, message: Message, group: Group, ended: Callable[[Outcome], None]
+        self,
+        pipeline: Pipeline,
+        message: Message,
+        group: Group,
+        decide: Callable[[Outcome], None],
+        wake: threading.Event,
     ) -> None:
         super().__init__(name=f"job-{message.message_id[:8]}", daemon=True)
         self._pipeline = pipeline
         self._message = message
-        self._ended = ended
+        self._decide = decide
+        self._wake = wake
         self.group = group
+        self.done = threading.Event()  # the outcome is decided
         self.outcome = _internal_error(message, "the job ended without an outcome")
 
     def run(self) -> None:
@@ -242,7 +244,9 @@ class _JobThread(threading.Thread):
             _log.exception("unexpected error on message %s", self._message.message_id)
             self.outcome = _internal_error(self._message, f"{type(exc).__name__}: {exc}")
         finally:
-            self._ended(self.outcome)
+            self._decide(self.outcome)  # before ``done``: a freed slot's outcome is never lost
+            self.done.set()
+            self._wake.set()
 
 
 def _internal_error(message: Message, detail: str) -> Outcome:
