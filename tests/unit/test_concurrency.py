@@ -7,6 +7,7 @@ jobs running together.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -16,13 +17,18 @@ import pytest
 from memstore import DictStore
 from rig import Rig, request
 from test_loop import answers, start, wait_for
+from typer.testing import CliRunner
 
+from lab.cli import service as service_cli
+from worker.config import load_worker_config
 from worker.consume.heartbeat import Beat, Heartbeat
 from worker.consume.inbox import Inbox
 from worker.consume.notice import abandon_if_late
 from worker.consume.outcome import DELETE, Outcome, Stats
 from worker.consume.queue import Message
 from worker.consume.slots import Slots, group_of
+from worker.errors import ConfigError
+from worker.handle.service_file import load_registry
 from worker.state.claims import Claims
 from worker.state.lease import Lease
 
@@ -303,3 +309,44 @@ def test_the_batch_grows_with_the_jobs_run_at_once(tmp_path: Path) -> None:
         assert rig.worker.batch_size() == 2  # echo runs one at a time
     finally:
         rig.close()
+
+
+def test_concurrency_defaults_to_1_and_is_checked_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text('[services.x]\ncommand = ["a"]\n')
+    assert load_registry(path).get("x").concurrency == 1
+    for bad in ("0", "65", '"4"', "true", "2.5"):
+        path.write_text(f'[services.x]\ncommand = ["a"]\n\nconcurrency = {bad}\n')
+        with pytest.raises(
+            ConfigError,
+            match=r"services.toml:4: services.x.concurrency must be an integer from 1 to 64",
+        ):
+            load_registry(path)
+
+
+def test_the_light_built_ins_run_several_at_once_and_the_heavy_ones_alone() -> None:
+    at_once = {s.name: s.concurrency for s in load_registry().services.values()}
+    assert at_once["analyze"] == 1 and at_once["wait"] == 1
+    assert at_once["noop"] == 8
+    assert all(
+        at_once[n] > 1 for n in ("audio-stats", "audio-spectrogram", "image-thumbnail", "encrypt")
+    )
+
+
+@pytest.mark.parametrize("bad", ["0", "65", "2.5", "many"])
+def test_the_workers_cap_is_checked(bad: str) -> None:
+    env = {"FLEETLAB_REQUEST_QUEUE_URL": "q", "FLEETLAB_RESPONSE_QUEUE_URL": "r",
+           "FLEETLAB_BUCKET": "b", "FLEETLAB_LOG_GROUP": "g"}  # fmt: skip
+    assert load_worker_config(env).concurrency == 4
+    with pytest.raises(ConfigError, match="FLEETLAB_CONCURRENCY"):
+        load_worker_config(env | {"FLEETLAB_CONCURRENCY": bad})
+
+
+def test_lab_service_list_shows_each_services_concurrency() -> None:
+    listed = CliRunner().invoke(service_cli.app, ["list"])
+    assert listed.exit_code == 0, listed.output
+    [noop] = [line for line in listed.output.splitlines() if line.startswith("noop ")]
+    assert "claim result, concurrency 8" in noop
+    rows = CliRunner().invoke(service_cli.app, ["list", "--json"])
+    found = {row["name"]: row["concurrency"] for row in json.loads(rows.output)["services"]}
+    assert (found["analyze"], found["encrypt"]) == (1, 4)
