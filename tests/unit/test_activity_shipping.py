@@ -3,6 +3,7 @@ the worker stops, and one that never comes back does not hold the stop up for lo
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -50,3 +51,45 @@ def test_close_gives_up_after_its_patience_and_the_file_keeps_the_lines(tmp_path
     assert time.monotonic() - started < 20  # bounded: a hang guard, not a timing claim
     assert sink.lines == []
     assert events(path.read_text().splitlines()) == ["claimed"]
+
+
+class Recording:
+    """A sink that keeps every line it is sent."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    def send(self, lines: list[tuple[int, str]]) -> None:
+        self.lines.extend(lines)
+
+
+def test_lines_from_several_threads_ship_in_the_order_of_their_times(tmp_path: Path) -> None:
+    # Found by the concurrency test: job threads timed their lines before taking the lock, so
+    # a batch could reach CloudWatch Logs out of order, which it refuses whole.
+    a_timed, b_logged = threading.Event(), threading.Event()
+    times = iter([1.0, 2.0])
+
+    def clock() -> float:
+        at = next(times)
+        if threading.current_thread().name == "a":
+            a_timed.set()
+            b_logged.wait(0.5)  # unlocked, b would log its later line first meanwhile
+        return at
+
+    sink = Recording()
+    log = ActivityLog("w", tmp_path / "activity.log", sink, flush_s=60, clock=clock)
+    a = threading.Thread(target=lambda: log.event("ran"), name="a")
+    a.start()
+    a_timed.wait(5)
+    b = threading.Thread(target=lambda: (log.event("deleted"), b_logged.set()), name="b")
+    b.start()
+    a.join(5)
+    b.join(5)
+    log.close()
+    assert [ms for ms, _ in sink.lines] == [1000, 2000]
+    assert [
+        line.split('"')[1] for line in (tmp_path / "activity.log").read_text().splitlines()
+    ] == [
+        "ran -",
+        "deleted -",
+    ]

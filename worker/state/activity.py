@@ -142,9 +142,11 @@ class ActivityLog:
 
     def event(self, event: EventName, **fields: str | float | None) -> Event:
         """Record one event; returns it (tests and callers may read it back)."""
-        record = Event(event=event, worker=self._worker, at=self._clock(), **fields)  # type: ignore[arg-type]
-        text = record.line()
         with self._lock:
+            # Timed under the lock: lines from several job threads then reach the file and the
+            # sink in the order of their times, which CloudWatch Logs requires of a batch.
+            record = Event(event=event, worker=self._worker, at=self._clock(), **fields)  # type: ignore[arg-type]
+            text = record.line()
             self._file.write(text + "\n")
             if self._sink is not None:
                 self._pending.append((int(record.at * 1000), text))
