@@ -18,7 +18,8 @@ help:
 	@echo "                 emulator-bound test on moto and on LocalStack"
 	@echo "                 (EMULATOR=local or EMULATOR=localstack: on that one only)"
 	@echo "make check       the same as make test"
-	@echo "make bench       pipeline benchmark beside the Celery peer, planner table, lab twin (JSON lines)"
+	@echo "make bench       pipeline benchmark beside the Celery peer (plain moto, then AWS latency),"
+	@echo "                 planner table, lab twin (JSON lines)"
 	@echo "make soak        the explorer's long tests, then lab chaos explore at 1,000 requests, each emulator"
 
 deps:
@@ -75,7 +76,7 @@ format: venv
 check: test
 
 bench: deps venv
-	$(BIN)/python bench/pipeline.py --n 500 --reps 3
+	$(BIN)/python bench/pipeline.py --n 500 --reps 3 --latency both
 	$(BIN)/python bench/plan.py --seeds 3
 	$(BIN)/python bench/twin.py
 

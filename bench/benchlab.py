@@ -18,13 +18,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.runtime.resources import LabEnv, ensure, lab_clients
 from lab.runtime.settings import LabSettings
 from lab.runtime.stack import base_env
 from worker.aws import Clients
 from worker.state.layout import status_key
+
+if TYPE_CHECKING:
+    from netlab import Trace
 
 ROOT = Path(__file__).resolve().parents[1]
 _NODELAY_RECEIVER = (
@@ -206,11 +209,17 @@ class Lab:
     receiver: subprocess.Popen[bytes]
     receiver_port: int
     journal: Journal
-    clients: Clients
+    clients: Clients  # the producer's: through the proxy's "clients" route in latency mode
+    # Latency mode (netlab.with_latency): where workers and the peer reach moto, the proxy.
+    worker_endpoint: str | None = None
+    proxy: subprocess.Popen[bytes] | None = None
+    trace: Trace | None = None
+    peer_broker: str | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.moto_port}"
+        """Where the workers (and the bare consumers) reach moto."""
+        return self.worker_endpoint or f"http://127.0.0.1:{self.moto_port}"
 
     def request(self, request_id: str) -> str:
         return (
@@ -318,6 +327,7 @@ def start_workers(
                 "FLEETLAB_WORKER_ID": worker_id,
                 "FLEETLAB_WORK_DIR": str(work_dir),
                 "FLEETLAB_STATUS_INTERVAL": "1",
+                "FLEETLAB_ENDPOINT_URL": lab.endpoint,
             }
             | (extra or {})
         )
@@ -382,6 +392,8 @@ class CpuMeter:
 
     def __init__(self, lab: Lab, workers: list[Worker]) -> None:
         self.pids = {"moto": (lab.moto.pid, False), "receiver": (lab.receiver.pid, False)}
+        if lab.proxy is not None:
+            self.pids["proxy"] = (lab.proxy.pid, False)
         self.pids |= {w.worker_id: (w.proc.pid, True) for w in workers}
         self.t0 = time.monotonic()
         self.own0 = time.process_time()

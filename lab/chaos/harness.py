@@ -126,6 +126,7 @@ class ChaosLab:
             shared=base.shared or base.home,
             emulator_port=procs.free_port() if port is None else port,
             receiver_port=procs.free_port(),
+            proxy_port=procs.free_port(),
             # Named for the scenario: on a shared emulator, nothing of an earlier lab's shows.
             request_queue=f"{base.request_queue}-{name}",
             response_queue=f"{base.response_queue}-{name}",

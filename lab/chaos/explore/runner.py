@@ -32,7 +32,9 @@ from lab.chaos.explore.workload import Client
 from lab.chaos.harness import ChaosLab, Setup
 from lab.ec2.bodies import reap
 from lab.errors import LabError
+from lab.net.latency import model_for
 from lab.net.proxy import Proxy, Route
+from lab.net.serve import read_counts
 from lab.runtime import procs, stack
 from lab.runtime import scaler as lab_scaler
 from lab.runtime.resources import LabEnv, clients_for
@@ -64,6 +66,7 @@ class Outcome:
     seconds: float
     error: str | None = None
     figures: dict[str, float] = field(default_factory=dict)
+    aws_calls: dict[str, int] = field(default_factory=dict)  # through a proxy with AWS latency
 
     @property
     def passed(self) -> bool:
@@ -84,16 +87,20 @@ def clean_arena(base: LabSettings, schedule: Schedule) -> Iterator[Arena]:
     )
     lab = ChaosLab(base, f"explore-{schedule.seed}", schedule.seed, setup)
     proxy = None
-    if schedule.proxy:
+    if schedule.proxy:  # the explorer's own proxy, with the lab's latency model as its base
+        model = model_for(base.latency, schedule.seed)
         proxy = Proxy(
             [
-                Route("emulator", "127.0.0.1", lab.settings.emulator_port),
+                Route("emulator", "127.0.0.1", lab.settings.emulator_port, aws=bool(model)),
                 Route("receiver", "127.0.0.1", lab.settings.receiver_port),
             ],
             seed=schedule.seed,
+            latency=model,
         ).start()
         extra = {"FLEETLAB_ENDPOINT_URL": proxy.url("emulator")}
-        lab.settings = replace(lab.settings, instance_env={**lab.settings.instance_env, **extra})
+        lab.settings = replace(
+            lab.settings, latency="none", instance_env={**lab.settings.instance_env, **extra}
+        )
     try:
         lab.up()
         arena = Arena(lab.settings, lab.env, lab.clients, proxy, bounds=schedule.bounds)
@@ -297,8 +304,22 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
     arena.mark("checked", "-", "passed" if verdict.passed else "FAILED")
     seconds = time.monotonic() - began
     return Outcome(
-        schedule, arena.env.env, verdict, arena.timeline, player.samples, seconds, unsettled
-    )
+        schedule, arena.env.env, verdict, arena.timeline, player.samples, seconds, unsettled,
+        aws_calls=aws_calls(arena),
+    )  # fmt: skip
+
+
+def aws_calls(arena: Arena) -> dict[str, int]:
+    """The instances' AWS calls by operation that went through a proxy with a latency model:
+    the explorer's own, else the lab's (`lab.net.serve`); none on a direct network."""
+    if arena.proxy is not None and arena.proxy.latency is not None:
+        return arena.proxy.calls().get("emulator", {})
+    if arena.settings.latency == "none":
+        return {}
+    try:
+        return read_counts(stack.proxy_counts(arena.settings)).get("emulator", {})
+    except ValueError:
+        return {}
 
 
 def _depth(arena: Arena) -> tuple[int, int]:
