@@ -43,7 +43,7 @@ lab-down: venv
 # $(call on_emulators,ARGS): pytest ARGS once per emulator in EMULATORS, chosen by the one
 # setting FLEETLAB_LAB_ENV; every run goes on after a failure, the recipe fails if any did.
 on_emulators = for env in $(EMULATORS); do \
-	  echo "== pytest $(1) on $$env"; FLEETLAB_LAB_ENV=$$env $(BIN)/pytest $(1) || status=1; done
+	  echo "== pytest $(1) on $$env"; FLEETLAB_LAB_ENV=$$env $(BIN)/pytest --durations=25 $(1) || status=1; done
 
 # Style and types gate the tests (CI runs exactly this target). Then unit tests once; the rest
 # (tests/integration, tests/chaos: every emulator-bound test but those marked soak) on each
