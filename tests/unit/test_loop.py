@@ -34,8 +34,7 @@ def start(rig: Rig) -> threading.Thread:
 
 def running(rig: Rig, message_id: str) -> Callable[[], bool]:
     def check() -> bool:
-        now = rig.inbox.running()
-        return now is not None and now.message.message_id == message_id
+        return message_id in [r.message.message_id for r in rig.inbox.running()]
 
     return check
 

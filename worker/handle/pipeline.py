@@ -132,7 +132,7 @@ class Pipeline:
         try:
             verdict = self.run(about, job, lease.stop_job)
         finally:
-            self.inbox.stop()
+            self.inbox.stop(message)
         return self.conclude(about, job, lease, verdict)
 
     def run_and_publish(self, message: Message, job: Job, started: float) -> Outcome:
@@ -147,7 +147,7 @@ class Pipeline:
         try:
             verdict = self.run(about, job, threading.Event())  # nothing cancels it
         finally:
-            self.inbox.stop()
+            self.inbox.stop(message)
         if not isinstance(verdict, Answer):
             return self.unanswered(about, verdict)
         return self.publish(about, job, verdict)

@@ -83,7 +83,8 @@ class Service:
     ``home`` is the folder ``{service_dir}`` names in ``command`` and ``env`` (the services
     folder it came from); ``env`` is added to the binary's minimal environment;
     ``output_suffix`` may name a choice parameter (``".{format}"``); ``claim`` is how a
-    request is kept to one result (``ClaimMode``).
+    request is kept to one result (``ClaimMode``); ``concurrency`` is how many of its jobs one
+    worker runs at once (within the worker's own cap).
     """
 
     name: str
@@ -98,6 +99,7 @@ class Service:
     env: Mapping[str, str] = field(default_factory=dict)
     origin: str = "built-in"  # where it was defined: "built-in", or the services file's path
     claim: ClaimMode = "lease"
+    concurrency: int = 1
 
     def argv(
         self,

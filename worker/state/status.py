@@ -217,12 +217,13 @@ class StatusReporter:
     def document(self, state: str) -> dict[str, Any]:
         """The status as stored."""
         running = self._inbox.running()
+        oldest = running[0] if running else None
         calls = self._calls()
         return Status(
             worker_id=self._worker_id,
             pid=os.getpid(),
-            state=self._state(state, running is not None),
-            current_request=running.message.message_id if running else None,
+            state=self._state(state, oldest is not None),
+            current_request=oldest.message.message_id if oldest else None,
             jobs_done=sum(self._stats.outcomes.values()),
             outcomes=dict(self._stats.outcomes),
             api_calls=sum(calls.values()),
@@ -275,7 +276,8 @@ class StatusReporter:
 
     def _signature(self) -> tuple[int, str | None]:
         running = self._inbox.running()
-        return sum(self._stats.outcomes.values()), running.message.message_id if running else None
+        oldest = running[0].message.message_id if running else None
+        return sum(self._stats.outcomes.values()), oldest
 
     def _run(self) -> None:
         last_at, last_seen = time.monotonic(), self._signature()
