@@ -296,17 +296,20 @@ def test_a_long_job_hands_back_what_waits_for_its_slot(
     assert answers(rig) == {first: "success", behind: "success"}
 
 
-def test_the_batch_grows_with_the_jobs_run_at_once(tmp_path: Path) -> None:
+def test_the_batch_and_the_servers_said_grow_with_the_jobs_run_at_once(tmp_path: Path) -> None:
     rig = Rig(tmp_path, concurrency=4, services_extra=gate("wide", tmp_path, 8))
     try:
         stats = rig.worker.stats
+        assert rig.worker.at_once() == 1  # nothing run yet: it may be anything
         for _ in range(5):
             stats.record(
                 Outcome("delivered", Message("m", "h", b"", 1), DELETE, 0.5, service="wide")
             )
         assert rig.worker.batch_size() == 8  # two a slot within hold_s, four slots
+        assert rig.worker.at_once() == 4  # what the status says the scaler may count on
         stats.record(Outcome("delivered", Message("m", "h", b"", 1), DELETE, 0.5, service="echo"))
         assert rig.worker.batch_size() == 2  # echo runs one at a time
+        assert rig.worker.at_once() == 1
     finally:
         rig.close()
 

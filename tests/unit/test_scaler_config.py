@@ -52,10 +52,11 @@ def test_an_instance_without_status_is_booting() -> None:
     assert found.state == "booting" and found.heartbeat_at is None and found.launched_at == 10.0
 
 
-def test_an_instance_with_status_carries_state_heartbeat_and_drain() -> None:
-    doc = {"state": "busy", "heartbeat_at": 99.5, "drain_requested": {"token": 2}}
+def test_an_instance_with_status_carries_state_heartbeat_drain_and_slots() -> None:
+    doc = {"state": "busy", "heartbeat_at": 99.5, "drain_requested": {"token": 2}, "slots": 4}
     found = member(Instance("i-1", "running", "", "", 10.0), Status.from_doc(doc))
     assert (found.state, found.heartbeat_at, found.drain_requested) == ("busy", 99.5, True)
+    assert found.slots == 4
     odd = Status.from_doc({"state": "??", "heartbeat_at": "x"})
     odd = member(Instance("i-2", "running", "", "", 10.0), odd)
     assert odd.state == "busy" and odd.heartbeat_at is None

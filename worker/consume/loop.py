@@ -125,10 +125,15 @@ class Worker:
         if not timed:
             return self.config.batch_size
         mean = sum(timed) / len(timed)
-        last = self.stats.last.service if self.stats.last is not None else None
-        at_once = 1 if last is None else min(self.config.concurrency, self.limit(last))
-        fits = int(self.config.hold_s / max(mean, 1e-3)) * at_once
+        fits = int(self.config.hold_s / max(mean, 1e-3)) * self.at_once()
         return max(1, min(self.config.batch_size, fits))
+
+    def at_once(self) -> int:
+        """How many jobs like the last one this worker runs at once: its cap and that service's
+        own ``concurrency`` (1 before any job: it may be anything). The scaler counts an
+        instance as this many servers."""
+        last = self.stats.last.service if self.stats.last is not None else None
+        return 1 if last is None else min(self.config.concurrency, self.limit(last))
 
     def limit(self, group: Group) -> int:
         """How many jobs of ``group`` may run at once, by the registry."""

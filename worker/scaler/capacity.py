@@ -8,7 +8,9 @@ decision.
 How many instances: enough that an M/M/c queue at the estimated arrival rate keeps 95 % of waits
 under the latency target's budget (Erlang C), and more while a backlog is older than the budget
 allows. The arrival rate is not observable on SQS; it is estimated as completions (jobs in flight
-/ mean job time, Little's law on the servers) plus the growth of the queue, smoothed.
+/ mean job time, Little's law on the servers) plus the growth of the queue, smoothed. A server is
+one job slot: an instance whose worker runs k jobs at once (its ``slots``, as its status says)
+is k servers, so the fleet needs the servers divided by k.
 
 Rules a user relies on: never below ``min_instances`` nor above ``max_instances``; booting
 instances count as capacity already on its way; scale-in only drains (a drained instance is
@@ -105,6 +107,7 @@ class Member:
     heartbeat_at: float | None = None
     drain_requested: bool = False
     interrupted: bool = False  # under a spot interruption notice: leaving, whatever it says
+    slots: int = 1  # jobs its worker runs at once (its status document says; 1 until then)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class Memory:
     job_s: float | None = None  # smoothed job time
     scv: float | None = None  # smoothed squared coefficient of variation of the job time
     outstanding: int = 0  # visible + in flight + delayed at the last tick
+    slots: int = 1  # servers per instance, as the serving instances last said
     needs: tuple[tuple[float, int], ...] = ()  # recent (time, need), for the scale-in window
 
 
@@ -253,20 +257,41 @@ def steady_need(rate: float, job_s: float, scv: float | None, config: ScalerConf
     return servers_for(rate, job_s, budget, config.quantile, scv=variability)
 
 
+def slots_per_instance(fleet: Fleet, memory: Memory) -> int:
+    """Servers per instance: the median of what the serving instances say they run at once
+    (rounded down: a mixed fleet is not counted bigger than it is); the last known without
+    any."""
+    said = sorted(m.slots for m in fleet.serving)
+    return max(1, said[(len(said) - 1) // 2]) if said else memory.slots
+
+
+def instances(servers: int, slots: int) -> int:
+    """Instances that give ``servers`` job slots at ``slots`` each."""
+    return math.ceil(servers / max(1, slots))
+
+
 def need(
-    observed: Observed, rate: float, job_s: float, scv: float | None, config: ScalerConfig
+    observed: Observed,
+    rate: float,
+    job_s: float,
+    scv: float | None,
+    config: ScalerConfig,
+    slots: int = 1,
 ) -> tuple[int, str]:
     """Instances needed now (before min/max), and the reason in words."""
     budget = budget_s(job_s, config, scv)
-    steady = steady_need(rate, job_s, scv, config)
-    # The newest of a backlog B waits about B·job/c on c instances. When that exceeds half the
+    steady = instances(steady_need(rate, job_s, scv, config), slots)
+    # The newest of a backlog B waits about B·job/c on c servers. When that exceeds half the
     # budget, more are needed now: the rate estimate lags a step up in demand, the queue does not.
     backlog = observed.visible + observed.delayed
     clear_s = budget * config.catch_up_share
-    catch_up = math.ceil(backlog * job_s / clear_s)
+    catch_up = instances(math.ceil(backlog * job_s / clear_s), slots)
+    per = f", {slots} jobs at once each" if slots > 1 else ""
     if catch_up > steady:
-        return catch_up, f"backlog {backlog} must clear within {clear_s:.0f} s"
-    return steady, f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s within {budget:.0f} s wait (p95)"
+        return catch_up, f"backlog {backlog} must clear within {clear_s:.0f} s{per}"
+    return steady, (
+        f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s within {budget:.0f} s wait (p95){per}"
+    )
 
 
 def rate_noise(rate: float, config: ScalerConfig) -> float:
@@ -276,7 +301,7 @@ def rate_noise(rate: float, config: ScalerConfig) -> float:
 
 
 def keep_need(
-    rate: float, fast: float, job_s: float, scv: float | None, config: ScalerConfig
+    rate: float, fast: float, job_s: float, scv: float | None, config: ScalerConfig, slots: int = 1
 ) -> int:
     """The fewest instances scale-in may leave: what would be launched again soon. Two guards
     against paying a launch (a boot's idle time, the minimum bill) to undo a drain:
@@ -292,18 +317,19 @@ def keep_need(
     slope = (fast - rate) / (window * 5 / 6)  # a ramp puts the fast EMA this far ahead
     ahead = fast + slope * (window / 6 + config.boot_s + config.scale_in_after_s)
     wobble = steady_need(rate + config.scale_in_sigma * noise, job_s, scv, config)
-    return max(wobble, steady_need(max(0.0, ahead), job_s, scv, config))
+    return instances(max(wobble, steady_need(max(0.0, ahead), job_s, scv, config)), slots)
 
 
 def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
     """The policy: launch, drain, terminate and replace, from ``observed`` at time ``now``."""
     job_s, scv = job_time(observed, memory, config, now)
     rate, fast = estimate_rate(observed, memory, job_s, config, now)
-    low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
-    wanted, why = need(observed, low, job_s, scv, config)
-    wanted = min(config.max_instances, max(config.min_instances, wanted))
-    keep = min(config.max_instances, max(wanted, keep_need(rate, fast, job_s, scv, config)))
     fleet = sort_members(observed.members, config, now)
+    slots = slots_per_instance(fleet, memory)
+    low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
+    wanted, why = need(observed, low, job_s, scv, config, slots)
+    wanted = min(config.max_instances, max(config.min_instances, wanted))
+    keep = min(config.max_instances, max(wanted, keep_need(rate, fast, job_s, scv, config, slots)))
     window = now - config.scale_in_after_s
     # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
     # for one window rather than drain it on a single look at an idle moment.
@@ -317,6 +343,7 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
         scv=scv,
         outstanding=observed.visible + observed.in_flight + observed.delayed,
         needs=needs,
+        slots=slots,
     )
     held = max(n for _, n in needs)  # scale in only to the highest need of the window
     target = wanted if wanted >= fleet.capacity else min(fleet.capacity, held)

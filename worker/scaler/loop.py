@@ -94,6 +94,7 @@ def member(instance: ec2.Instance, status: Status | None) -> Member:
         heartbeat_at=status.heartbeat_at,
         drain_requested=status.drain_requested is not None,
         interrupted=status.interruption_at is not None,
+        slots=status.slots,
     )
 
 
