@@ -77,6 +77,7 @@ check: test
 
 bench: deps venv
 	$(BIN)/python bench/pipeline.py --n 500 --reps 3 --latency both
+	$(BIN)/python bench/moto_cost.py --n 500 --reps 3
 	$(BIN)/python bench/plan.py --seeds 3
 	$(BIN)/python bench/twin.py
 
