@@ -30,10 +30,6 @@ if TYPE_CHECKING:
     from netlab import Trace
 
 ROOT = Path(__file__).resolve().parents[1]
-_NODELAY_RECEIVER = (
-    "import sys, lab.client.receiver as r; r.Handler.disable_nagle_algorithm = True; "
-    "sys.exit(r.main(sys.argv[1:]))"
-)
 WORKERS = 2
 REGION = "us-east-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -257,7 +253,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float
     raise RuntimeError(f"{what} did not start (rc={proc.poll()})")
 
 
-def start_lab(run_dir: Path, nodelay: bool) -> Lab:
+def start_lab(run_dir: Path) -> Lab:
     env = base_env()
     moto_port = free_port()
     moto = PROCS.start(
@@ -269,10 +265,7 @@ def start_lab(run_dir: Path, nodelay: bool) -> Lab:
     wait_http(f"http://127.0.0.1:{moto_port}/moto-api/", moto, "moto_server")
     receiver_port = free_port()
     receiver_dir = run_dir / "receiver"
-    # --receiver-nodelay (diagnostic, off by default): the same receiver with TCP_NODELAY on
-    # its sockets; http.server writes headers and body in two sends, and Nagle + delayed ACK
-    # then hold each keep-alive callback answer for ~40 ms.
-    program = ["-c", _NODELAY_RECEIVER] if nodelay else ["-m", "lab.client.receiver"]
+    program = ["-m", "lab.client.receiver"]
     receiver = PROCS.start(
         "receiver",
         [
@@ -289,7 +282,7 @@ def start_lab(run_dir: Path, nodelay: bool) -> Lab:
     wait_http(f"http://127.0.0.1:{receiver_port}/callbacks", receiver, "receiver")
     log(
         f"moto pid {moto.pid} :{moto_port}, receiver pid {receiver.pid} :{receiver_port}, "
-        f"files in {run_dir}{' (receiver with TCP_NODELAY)' if nodelay else ''}"
+        f"files in {run_dir}"
     )
     return Lab(
         run_dir=run_dir,

@@ -94,7 +94,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=180.0, help="per drain, seconds")
     args = ap.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="fleetlab-claim-modes-"))
-    lab = start_lab(run_dir, nodelay=False)
+    lab = start_lab(run_dir)
     files = {m: services_file(run_dir, m) for m in ("lease", "result")}
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
     for rep in range(args.reps):

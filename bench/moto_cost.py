@@ -150,7 +150,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="fleetlab-moto-cost-") as tmp:
-        lab = start_lab(Path(tmp), nodelay=False)
+        lab = start_lab(Path(tmp))
         try:
             reps = []
             for index in range(1, args.reps + 1):

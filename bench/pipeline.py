@@ -447,11 +447,6 @@ def main() -> int:
     ap.add_argument("--idle-k", type=int, default=20)
     ap.add_argument("--idle-gap", type=float, default=0.05)
     ap.add_argument("--settle", type=float, default=0.5, help="pause between phases, seconds")
-    ap.add_argument(
-        "--receiver-nodelay",
-        action="store_true",
-        help="diagnostic: run lab.receiver with TCP_NODELAY (see README)",
-    )
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/fleetlab-bench"))
     args = ap.parse_args()
 
@@ -464,7 +459,7 @@ def main() -> int:
     started, t0 = time.time(), time.monotonic()
     raw: dict[str, Any] = {
         "meta": {"argv": sys.argv, "n": args.n, "reps": args.reps,
-                 "receiver_nodelay": args.receiver_nodelay, "versions": versions(),
+                 "versions": versions(),
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": str(run_dir)},
     }  # fmt: skip
     suffixes = MODES[args.latency]
@@ -472,7 +467,7 @@ def main() -> int:
         raw["ours" + suffix], raw["peer" + suffix] = [], []
     log(f"pipeline bench: n={args.n} reps={args.reps} peer={'no' if args.skip_peer else 'yes'} "
         f"latency={args.latency}")  # fmt: skip
-    lab = start_lab(run_dir, args.receiver_nodelay)
+    lab = start_lab(run_dir)
     labs = {"": lab}
     try:
         if netlab.SUFFIX in suffixes:
