@@ -103,7 +103,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter, NoticeWatcher |
         on_drain=lambda: os.kill(os.getpid(), signal.SIGTERM),
         # Under a spot notice: the scaler counts this instance as leaving and replaces it.
         interruption=lambda: watcher.seen.interruption_at if watcher else None,
-        slots=worker.at_once,
+        slots=worker.servers,
     )
     return worker, status, watcher
 

@@ -306,10 +306,34 @@ def test_the_batch_and_the_servers_said_grow_with_the_jobs_run_at_once(tmp_path:
                 Outcome("delivered", Message("m", "h", b"", 1), DELETE, 0.5, service="wide")
             )
         assert rig.worker.batch_size() == 8  # two a slot within hold_s, four slots
-        assert rig.worker.at_once() == 4  # what the status says the scaler may count on
+        assert rig.worker.at_once() == 4
         stats.record(Outcome("delivered", Message("m", "h", b"", 1), DELETE, 0.5, service="echo"))
         assert rig.worker.batch_size() == 2  # echo runs one at a time
         assert rig.worker.at_once() == 1
+    finally:
+        rig.close()
+
+
+def test_the_servers_an_instance_is_worth_are_weighted_by_the_time_its_jobs_took(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path, concurrency=4, services_extra=gate("wide", tmp_path, 8))
+    try:
+        stats, worker = rig.worker.stats, rig.worker
+
+        def ran(service: str, seconds: float) -> None:
+            message = Message("m", "h", b"", 1)
+            stats.record(Outcome("delivered", message, DELETE, seconds, service=service))
+
+        assert worker.servers() == 1  # nothing timed yet
+        for _ in range(5):
+            ran("wide", 0.5)
+        assert worker.servers() == 4  # the cap, below wide's own 8
+        ran("echo", 60.0)  # one long job of a one-at-a-time service takes most of the time:
+        assert worker.servers() == 1  # 62.5 s of jobs in 60.6 s of the instance's time
+        for _ in range(20):
+            ran("wide", 0.5)  # ...until it has left the last 20 timed jobs
+        assert worker.servers() == 4
     finally:
         rig.close()
 

@@ -128,12 +128,22 @@ class Worker:
         fits = int(self.config.hold_s / max(mean, 1e-3)) * self.at_once()
         return max(1, min(self.config.batch_size, fits))
 
-    def at_once(self) -> int:
-        """How many jobs like the last one this worker runs at once: its cap and that service's
-        own ``concurrency`` (1 before any job: it may be anything). The scaler counts an
-        instance as this many servers."""
-        last = self.stats.last.service if self.stats.last is not None else None
-        return 1 if last is None else min(self.config.concurrency, self.limit(last))
+    def at_once(self, service: str | None = None) -> int:
+        """How many jobs of ``service`` (default: the last one's) this worker runs at once: its
+        cap and that service's own ``concurrency``; 1 before any job (it may be anything)."""
+        if service is None and self.stats.last is not None:
+            service = self.stats.last.service
+        return 1 if service is None else min(self.config.concurrency, self.limit(service))
+
+    def servers(self) -> int:
+        """The servers this instance is worth to the scaler: the recent timed jobs' time over
+        the instance-time they took (each took its time ÷ the jobs of its service run at once),
+        rounded down; 1 before any. Weighted by time, a fleet whose time goes to concurrency-1
+        jobs counts 1 per instance however many short jobs of other services it also ran."""
+        timed = tuple(self.stats.timed)  # one C call: whole, though the loop thread appends
+        occupied = sum(seconds / self.at_once(service) for seconds, service in timed if service)
+        total = sum(seconds for seconds, service in timed if service)
+        return max(1, int(total / occupied)) if occupied > 0 else 1
 
     def limit(self, group: Group) -> int:
         """How many jobs of ``group`` may run at once, by the registry."""

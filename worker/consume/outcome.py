@@ -94,6 +94,8 @@ class Stats:
     unsettled: Counter[str] = field(default_factory=Counter)  # action name -> times SQS refused
     last: Outcome | None = None
     durations: deque[float] = field(default_factory=lambda: deque(maxlen=_TIMED))
+    # The same jobs with their services, one append each: read whole from another thread.
+    timed: deque[tuple[float, str | None]] = field(default_factory=lambda: deque(maxlen=_TIMED))
 
     def record(self, outcome: Outcome, applied: bool = True) -> None:
         """Count one outcome (``applied``: SQS did its action); time those that ran to an answer."""
@@ -103,3 +105,4 @@ class Stats:
         self.last = outcome
         if outcome.kind in ("delivered", "error-delivered") and outcome.seconds > 0:
             self.durations.append(round(outcome.seconds, 3))
+            self.timed.append((outcome.seconds, outcome.service))
