@@ -9,8 +9,8 @@ How many instances: enough that an M/M/c queue at the estimated arrival rate kee
 under the latency target's budget (Erlang C), and more while a backlog is older than the budget
 allows. The arrival rate is not observable on SQS; it is estimated as completions (jobs in flight
 / mean job time, Little's law on the servers) plus the growth of the queue, smoothed. A server is
-one job slot: an instance whose worker runs k jobs at once (its ``slots``, as its status says)
-is k servers, so the fleet needs the servers divided by k.
+one job slot: an instance whose worker runs k jobs at once is k servers (its ``slots``, as its
+status says, weighted by the time its jobs took), so the fleet needs the servers divided by k.
 
 Rules a user relies on: never below ``min_instances`` nor above ``max_instances``; booting
 instances count as capacity already on its way; scale-in only drains (a drained instance is
@@ -107,7 +107,7 @@ class Member:
     heartbeat_at: float | None = None
     drain_requested: bool = False
     interrupted: bool = False  # under a spot interruption notice: leaving, whatever it says
-    slots: int = 1  # jobs its worker runs at once (its status document says; 1 until then)
+    slots: int = 1  # the servers it is worth (its status document says; 1 until then)
 
 
 @dataclass(frozen=True)
@@ -258,9 +258,9 @@ def steady_need(rate: float, job_s: float, scv: float | None, config: ScalerConf
 
 
 def slots_per_instance(fleet: Fleet, memory: Memory) -> int:
-    """Servers per instance: the median of what the serving instances say they run at once
-    (rounded down: a mixed fleet is not counted bigger than it is); the last known without
-    any."""
+    """Servers per instance: the median of the servers the serving instances say they are worth
+    (the lower middle one: a mixed fleet is not counted bigger than it is); the last known
+    without any."""
     said = sorted(m.slots for m in fleet.serving)
     return max(1, said[(len(said) - 1) // 2]) if said else memory.slots
 

@@ -78,7 +78,7 @@ class Status:
     api_calls: int = 0
     api_calls_by_operation: Mapping[str, int] = field(default_factory=dict)
     job_seconds: tuple[float, ...] = ()
-    slots: int = 1  # jobs like its last one it runs at once (the scaler's servers per instance)
+    slots: int = 1  # the servers it is worth to the scaler (Worker.servers: jobs run at once)
     code_version: str | None = None
     drain_requested: DrainRequest | None = None
     interruption_at: float | None = None  # a spot notice: the instance goes then (epoch s)
