@@ -14,7 +14,12 @@ load on the machine changes little), per rep:
   (the Celery peer's SQS work);
 * ``claim_lookup`` and ``result_put``: a result-mode job's two S3 calls, a ``GetObject`` of a
   key that is not there and a create-only ``PutObject`` (``IfNoneMatch: *``);
-* ``send``: one ``SendMessage`` to a shallow queue (the producer's, on the idle path).
+* ``send``: one ``SendMessage`` to a shallow queue (the producer's, on the idle path);
+* the idle path through the lab's proxy forwarding at once (``--latency none``): a request's
+  SQS calls (``SendMessage``, the ``ReceiveMessage`` that takes it, its ``DeleteMessageBatch``),
+  the lookup and the write, each with its wall time (median) and the CPU it costs the client
+  (this process: the SDK), the proxy and moto. With AWS's latencies the proxy and moto come on
+  top of the delay it injects; this is how much.
 
 Then per job: fleetlab's (``drain_sqs`` + ``claim_lookup`` + ``result_put``), the peer's
 (``drain_sqs_single_deletes``) and the bare consumer's (``drain_sqs``), each with the jobs per
@@ -27,14 +32,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import netlab
 from benchlab import PROCS, Lab, cpu_s, log, rnd, start_lab
 
 from lab.runtime.resources import LabEnv
@@ -114,6 +122,78 @@ def rep(lab: Lab, n: int, index: int) -> dict[str, float]:
     return out
 
 
+PATH_CALLS = ("message", "lookup", "write")
+
+
+def path(lab: Lab, through: Lab, n: int, index: int) -> dict[str, float]:
+    """The idle path's calls through the proxy: ``<call>_wall_ms`` (median) and
+    ``<call>_{client,proxy,moto}_ms`` (CPU per call, over ``n`` calls). ``message`` is one
+    request's SQS calls: its ``SendMessage``, the ``ReceiveMessage`` that takes it and its
+    ``DeleteMessageBatch`` (settled after the callback, off the path: an upper bound)."""
+    assert through.proxy is not None
+    env = lab.fresh(f"path{index}-{uuid.uuid4().hex[:6]}")
+    sqs, s3, url = through.clients.sqs, through.clients.s3, env.request_queue_url
+    keys = iter([f"claims/{uuid.uuid4().hex}.json" for _ in range(n)] * 2)
+    pids = {"client": os.getpid(), "proxy": through.proxy.pid, "moto": lab.moto.pid}
+
+    def message() -> None:
+        sqs.send_message(QueueUrl=url, MessageBody="<request/>" * 40)
+        [got] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)[
+            "Messages"
+        ]
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": "0", "ReceiptHandle": got["ReceiptHandle"]}]
+        )
+
+    def lookup() -> None:
+        with contextlib.suppress(s3.exceptions.NoSuchKey):
+            s3.get_object(Bucket=env.bucket, Key=next(keys))
+
+    def write() -> None:
+        s3.put_object(Bucket=env.bucket, Key=next(keys), Body=_BODY, IfNoneMatch="*")
+
+    out: dict[str, float] = {}
+    for name, call in zip(PATH_CALLS, (message, lookup, write), strict=True):
+        walls, before = [], {who: cpu_s(pid) or 0.0 for who, pid in pids.items()}
+        for _ in range(n):
+            started = time.perf_counter()
+            call()
+            walls.append((time.perf_counter() - started) * 1000)
+        for who, pid in pids.items():
+            out[f"{name}_{who}_ms"] = ((cpu_s(pid) or 0.0) - before[who]) * 1000 / n
+        out[f"{name}_wall_ms"] = statistics.median(walls)
+    return out
+
+
+def path_figures(reps: list[dict[str, float]]) -> list[dict[str, Any]]:
+    med = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
+    lines: list[dict[str, Any]] = [
+        {
+            "figure": f"path_{name}_ms",
+            "value": rnd(med[f"{name}_wall_ms"], 2),
+            "unit": "ms, wall, median call through the proxy (no latency)",
+            "cpu_ms": {who: rnd(med[f"{name}_{who}_ms"], 2) for who in ("client", "proxy", "moto")},
+            "median_of": len(reps),
+        }
+        for name in PATH_CALLS
+    ]
+    total = {
+        who: sum(med[f"{name}_{who}_ms"] for name in PATH_CALLS)
+        for who in ("wall", "client", "proxy", "moto")
+    }
+    lines.append(
+        {
+            "figure": "path_idle_ms",
+            "value": rnd(total["wall"], 2),
+            "unit": "ms, the idle path's calls one after another (and the delete), no latency",
+            "cpu_ms": {who: rnd(total[who], 2) for who in ("client", "proxy", "moto")},
+            "lab_cpu_ms": rnd(total["proxy"] + total["moto"], 2),
+            "median_of": len(reps),
+        }
+    )
+    return lines
+
+
 def figures(reps: list[dict[str, float]]) -> list[dict[str, Any]]:
     med = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
     lines: list[dict[str, Any]] = [
@@ -152,13 +232,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fleetlab-moto-cost-") as tmp:
         lab = start_lab(Path(tmp))
         try:
-            reps = []
+            through = netlab.with_latency(lab, Path(tmp), latency="none")
+            reps, paths = [], []
             for index in range(1, args.reps + 1):
                 reps.append(rep(lab, args.n, index))
-                log(f"rep {index}: " + ", ".join(f"{k} {v:.2f}" for k, v in reps[-1].items()))
+                paths.append(path(lab, through, args.n, index))
+                for what, got in (("calls", reps[-1]), ("path", paths[-1])):
+                    said = ", ".join(f"{k} {v:.2f}" for k, v in got.items())
+                    log(f"rep {index}, {what}: {said}")
         finally:
             PROCS.stop_all()
-    for line in figures(reps):
+    for line in figures(reps) + path_figures(paths):
         print(json.dumps(line), flush=True)
     return 0
 

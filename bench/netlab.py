@@ -72,12 +72,13 @@ class Trace:
         )
 
 
-def with_latency(lab: Lab, run_dir: Path) -> Lab:
-    """Start the AWS-latency proxy in front of ``lab``'s moto; the same lab seen through it."""
+def with_latency(lab: Lab, run_dir: Path, latency: str = "aws") -> Lab:
+    """Start the AWS-latency proxy in front of ``lab``'s moto; the same lab seen through it.
+    ``latency="none"``: the same proxy, forwarding at once (what it costs by itself)."""
     ports = {name: free_port() for name in ROUTES}
     routes = [f"{name}:{port}:127.0.0.1:{lab.moto_port}" for name, port in ports.items()]
     trace = run_dir / "proxy-trace.jsonl"
-    argv = [sys.executable, "-m", "lab.net.serve", "--latency", "aws", "--seed", str(SEED),
+    argv = [sys.executable, "-m", "lab.net.serve", "--latency", latency, "--seed", str(SEED),
             "--counts", str(run_dir / "proxy-counts.json"), "--trace", str(trace)]  # fmt: skip
     for route in routes:
         argv += ["--route", route]
@@ -88,7 +89,7 @@ def with_latency(lab: Lab, run_dir: Path) -> Lab:
             raise RuntimeError(f"the proxy did not start (rc={proxy.poll()})")
         time.sleep(0.05)
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    log(f"aws-latency proxy pid {proxy.pid}: {url}")
+    log(f"proxy ({latency} latency) pid {proxy.pid}: {url}")
     return dataclasses.replace(
         lab,
         worker_endpoint=url["workers"],
