@@ -233,7 +233,7 @@ def test_a_spot_notice_abandons_each_running_job_that_would_not_finish() -> None
     inbox.take()
     inbox.start(short, None)  # result mode: no lease, let finish
     stats = Stats()
-    stats.durations.extend([20.0, 20.0])
+    stats.timed.extend([(20.0, None)] * 2)
     # now 120: the jobs from 100 have 0 s to go, the one from 119 has 19 s; 10 s are left.
     assert abandon_if_late(inbox, stats, remaining_s=10, now=120.0, margin_s=2) == 1
     assert late_lease.abandoned.is_set()

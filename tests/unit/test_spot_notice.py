@@ -68,7 +68,7 @@ def test_a_job_that_would_not_finish_is_handed_back_with_its_claim_released(rig:
         time.sleep(0.01)
     started = rig.inbox.running()[0].started
     stats = Stats()
-    stats.durations.extend([20.0, 20.0])  # jobs take 20 s here; the instance goes in 10 s
+    stats.timed.extend([(20.0, "sleep")] * 2)  # jobs take 20 s here; the instance goes in 10 s
     assert abandon_if_late(rig.inbox, stats, remaining_s=10, now=started + 1, margin_s=2)
     job.join(10)
     [outcome] = result
@@ -95,7 +95,7 @@ def test_a_job_that_fits_before_the_reclaim_runs_on_and_is_answered(rig: Rig) ->
     while not rig.inbox.running():
         time.sleep(0.01)
     started = rig.inbox.running()[0].started
-    stats.durations.extend([1.0, 1.0])
+    stats.timed.extend([(1.0, "sleep")] * 2)
     assert not abandon_if_late(rig.inbox, stats, remaining_s=10, now=started + 0.2, margin_s=2)
     job.join(10)
     assert result[0].kind == "delivered"

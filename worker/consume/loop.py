@@ -140,9 +140,9 @@ class Worker:
         the instance-time they took (each took its time ÷ the jobs of its service run at once),
         rounded down; 1 before any. Weighted by time, a fleet whose time goes to concurrency-1
         jobs counts 1 per instance however many short jobs of other services it also ran."""
-        timed = tuple(self.stats.timed)  # one C call: whole, though the loop thread appends
-        occupied = sum(seconds / self.at_once(service) for seconds, service in timed if service)
-        total = sum(seconds for seconds, service in timed if service)
+        timed = [(s, self.at_once(service)) for s, service in tuple(self.stats.timed) if service]
+        occupied = sum(seconds / at_once for seconds, at_once in timed)
+        total = sum(seconds for seconds, _ in timed)
         return max(1, int(total / occupied)) if occupied > 0 else 1
 
     def limit(self, group: Group) -> int:

@@ -28,8 +28,7 @@ class Slots:
 
     def fits(self, group: Group) -> bool:
         """May a job of ``group`` start now?"""
-        busy = sum(self._running.values())
-        return busy < self.cap and self._running[group] < min(self.cap, self._limit(group))
+        return self.busy() < self.cap and self._running[group] < min(self.cap, self._limit(group))
 
     def take(self, group: Group) -> None:
         """A job of ``group`` starts."""
