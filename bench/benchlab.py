@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.runtime.resources import LabEnv, ensure, lab_clients
 from lab.runtime.settings import LabSettings
@@ -26,11 +26,10 @@ from lab.runtime.stack import base_env
 from worker.aws import Clients
 from worker.state.layout import status_key
 
+if TYPE_CHECKING:
+    from netlab import Trace
+
 ROOT = Path(__file__).resolve().parents[1]
-_NODELAY_RECEIVER = (
-    "import sys, lab.client.receiver as r; r.Handler.disable_nagle_algorithm = True; "
-    "sys.exit(r.main(sys.argv[1:]))"
-)
 WORKERS = 2
 REGION = "us-east-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -206,11 +205,17 @@ class Lab:
     receiver: subprocess.Popen[bytes]
     receiver_port: int
     journal: Journal
-    clients: Clients
+    clients: Clients  # the producer's: through the proxy's "clients" route in latency mode
+    # Latency mode (netlab.with_latency): where workers and the peer reach moto, the proxy.
+    worker_endpoint: str | None = None
+    proxy: subprocess.Popen[bytes] | None = None
+    trace: Trace | None = None
+    peer_broker: str | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.moto_port}"
+        """Where the workers (and the bare consumers) reach moto."""
+        return self.worker_endpoint or f"http://127.0.0.1:{self.moto_port}"
 
     def request(self, request_id: str) -> str:
         return (
@@ -248,7 +253,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float
     raise RuntimeError(f"{what} did not start (rc={proc.poll()})")
 
 
-def start_lab(run_dir: Path, nodelay: bool) -> Lab:
+def start_lab(run_dir: Path) -> Lab:
     env = base_env()
     moto_port = free_port()
     moto = PROCS.start(
@@ -260,10 +265,7 @@ def start_lab(run_dir: Path, nodelay: bool) -> Lab:
     wait_http(f"http://127.0.0.1:{moto_port}/moto-api/", moto, "moto_server")
     receiver_port = free_port()
     receiver_dir = run_dir / "receiver"
-    # --receiver-nodelay (diagnostic, off by default): the same receiver with TCP_NODELAY on
-    # its sockets; http.server writes headers and body in two sends, and Nagle + delayed ACK
-    # then hold each keep-alive callback answer for ~40 ms.
-    program = ["-c", _NODELAY_RECEIVER] if nodelay else ["-m", "lab.client.receiver"]
+    program = ["-m", "lab.client.receiver"]
     receiver = PROCS.start(
         "receiver",
         [
@@ -280,7 +282,7 @@ def start_lab(run_dir: Path, nodelay: bool) -> Lab:
     wait_http(f"http://127.0.0.1:{receiver_port}/callbacks", receiver, "receiver")
     log(
         f"moto pid {moto.pid} :{moto_port}, receiver pid {receiver.pid} :{receiver_port}, "
-        f"files in {run_dir}{' (receiver with TCP_NODELAY)' if nodelay else ''}"
+        f"files in {run_dir}"
     )
     return Lab(
         run_dir=run_dir,
@@ -303,7 +305,10 @@ class Worker:
     status: dict[str, Any] | None = field(default=None)
 
 
-def start_workers(lab: Lab, env: LabEnv, sid: str) -> list[Worker]:
+def start_workers(
+    lab: Lab, env: LabEnv, sid: str, extra: dict[str, str] | None = None
+) -> list[Worker]:
+    """Start the workers; ``extra``: variables added to their environment."""
     workers = []
     for index in range(1, WORKERS + 1):
         worker_id = f"{sid}-w{index}"
@@ -315,7 +320,9 @@ def start_workers(lab: Lab, env: LabEnv, sid: str) -> list[Worker]:
                 "FLEETLAB_WORKER_ID": worker_id,
                 "FLEETLAB_WORK_DIR": str(work_dir),
                 "FLEETLAB_STATUS_INTERVAL": "1",
+                "FLEETLAB_ENDPOINT_URL": lab.endpoint,
             }
+            | (extra or {})
         )
         spawned = time.time()
         proc = PROCS.start(
@@ -378,6 +385,8 @@ class CpuMeter:
 
     def __init__(self, lab: Lab, workers: list[Worker]) -> None:
         self.pids = {"moto": (lab.moto.pid, False), "receiver": (lab.receiver.pid, False)}
+        if lab.proxy is not None:
+            self.pids["proxy"] = (lab.proxy.pid, False)
         self.pids |= {w.worker_id: (w.proc.pid, True) for w in workers}
         self.t0 = time.monotonic()
         self.own0 = time.process_time()

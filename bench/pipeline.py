@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pipeline benchmark: two fleetlab workers on moto_server, the Celery/SQS peer beside them.
 
-Run: ``.venv/bin/python bench/pipeline.py [--n 500] [--reps 3] [--skip-peer]``
+Run: ``.venv/bin/python bench/pipeline.py [--n 500] [--reps 3] [--skip-peer] [--latency both]``
 
 It mirrors the peer's method (../shared/peers/celery_sqs, from the repo root): its own moto_server
 and callback receiver on free 127.0.0.1 ports, fresh queues and bucket for every measurement, and
@@ -14,6 +14,11 @@ per rep:
   throughput = N / (last callback - ready), ready = both workers logged "started".
   After it, SIGTERM, and the workers' final status documents give the AWS calls per job.
 * peer:  ``run.sh -n N --reps 1 --pools prefork --mode tuned=0.01,10`` (skip: --skip-peer).
+
+``--latency aws`` measures the same through the lab's proxy with AWS's latencies (netlab.py):
+workers, producer and the peer (its ``--broker-url``) reach the bench's moto through it; its
+figures carry the suffix ``_aws_latency``. ``--latency both`` (the default) runs both modes,
+plain first, in every rep.
 
 One JSON line per figure goes to stdout, progress to stderr, everything measured to
 ``bench/results/pipeline-<timestamp>.json``. See bench/README.md.
@@ -37,6 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import netlab
 from benchlab import (
     PROCS,
     REGION,
@@ -73,6 +79,7 @@ FIGURES = (
     ("round_trips_per_job", "calls"),
     ("worker_rss_mb", "MB"),
 )
+MODES = {"none": ("",), "aws": (netlab.SUFFIX,), "both": ("", netlab.SUFFIX)}
 
 # --- measurements -------------------------------------------------------------------------------
 
@@ -138,6 +145,7 @@ def live(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
 
 def idle(lab: Lab, sqs: Any, queue: str, sid: str, args: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
+    windows: list[tuple[float, float]] = []
     for i in range(args.idle_k):
         at = time.time()
         mid = sqs.send_message(QueueUrl=queue, MessageBody=lab.request(f"{sid}-idle{i}"))
@@ -145,14 +153,20 @@ def idle(lab: Lab, sqs: Any, queue: str, sid: str, args: argparse.Namespace) -> 
         if not lab.journal.wait({mid}, time.monotonic() + args.timeout, sleep=0.001):
             break
         latencies.append((lab.journal.first_at[mid] - at) * 1000)
+        windows.append((at, lab.journal.first_at[mid]))
         time.sleep(args.idle_gap)
-    return {
+    res: dict[str, Any] = {
         "k": args.idle_k,
         "completed": len(latencies),
         "p50_ms": rnd(pct(latencies, 50), 2) if len(latencies) == args.idle_k else None,
         "max_ms": rnd(max(latencies), 2) if latencies else None,
         "all_ms": [round(x, 2) for x in latencies],
     }
+    if lab.trace is not None:  # what the proxy held each job's calls for, send to callback
+        injected = [lab.trace.injected_ms(start, end) for start, end in windows]
+        res["injected_ms"] = [round(x, 2) for x in injected]
+        res["injected_p50_ms"] = rnd(pct(injected, 50), 2) if injected else None
+    return res
 
 
 def drain(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -198,18 +212,22 @@ def drain(lab: Lab, rep: int, args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         res |= stop_workers(lab, env, workers)
+    if lab.trace is not None:  # the workers' calls as the proxy counted them, spawn to stop
+        spawned = min(w.spawned_at for w in workers)
+        counted = lab.trace.by_operation(spawned, time.time(), "workers")
+        res["proxy_calls_per_job"] = {op: rnd(n / args.n) for op, n in counted.items()}
     statuses = [w.status for w in workers]
     if all(s is not None and "api_calls" in s for s in statuses):
         aws = sum(int(s["api_calls"]) for s in statuses if s)
         posts = sum(lab.journal.posts.get(mid, 0) for mid in ids)
+        by_op = merge_counts(s.get("api_calls_by_operation", {}) for s in statuses if s)
         res |= {
             "api_calls": aws,
-            "api_calls_by_operation": merge_counts(
-                s.get("api_calls_by_operation", {}) for s in statuses if s
-            ),
+            "api_calls_by_operation": by_op,
             "callback_posts": posts,
             "jobs_done": [s.get("jobs_done") for s in statuses if s],
             "aws_calls_per_job": rnd(aws / args.n),
+            "calls_per_job": {op: rnd(n / args.n) for op, n in by_op.items()},
             "round_trips_per_job": rnd((aws + posts) / args.n),
         }
     log(
@@ -275,16 +293,20 @@ def merge_counts(counts: Any) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def peer(rep: int, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
-    """One rep of the Celery peer through its own run.sh (its own moto), parsed."""
-    workdir = run_dir / f"peer-r{rep}"
+def peer(rep: int, args: argparse.Namespace, run_dir: Path, lab: Lab) -> dict[str, Any]:
+    """One rep of the Celery peer through its own run.sh (its own moto), parsed. In latency
+    mode its ``--broker-url`` (the last one wins) is the proxy's route to the bench's moto."""
+    tag = f"r{rep}{netlab.SUFFIX if lab.peer_broker else ''}"
+    workdir = run_dir / f"peer-{tag}"
     argv = [str(PEER_RUN), "-n", str(args.n), "--reps", "1", "--pools", "prefork"]
     argv += ["--mode", "tuned=0.01,10"]
+    if lab.peer_broker:
+        argv += ["--broker-url", lab.peer_broker]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLEETLAB_"))}
     env["BENCH_WORKDIR"] = str(workdir)
-    out, err = run_dir / f"peer-r{rep}.stdout", run_dir / f"peer-r{rep}.stderr"
+    out, err = run_dir / f"peer-{tag}.stdout", run_dir / f"peer-{tag}.stderr"
     t0 = time.monotonic()
-    proc = PROCS.start(f"peer-r{rep}", argv, out, env, err=err, group=True)
+    proc = PROCS.start(f"peer-{tag}", argv, out, env, err=err, group=True)
     res: dict[str, Any] = {"workdir": str(workdir), "argv": argv}
     try:
         proc.wait(timeout=args.peer_timeout)
@@ -298,7 +320,7 @@ def peer(rep: int, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
         summary = json.loads(lines[-1])
         entry = summary["results"][PEER_KEY]
     except (IndexError, ValueError, KeyError):
-        log(f"[peer r{rep}] no summary (rc={res['rc']}); see {err}")
+        log(f"[peer {tag}] no summary (rc={res['rc']}); see {err}")
         return res
 
     def med(*path: str) -> float | None:
@@ -315,7 +337,7 @@ def peer(rep: int, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
         "live_p95_ms": med("exec", "p95_ms"),
         "idle_p50_ms": med("idle_p50_ms"),
     }
-    log(f"[peer r{rep}] {res['figures']} ({res['wall_s']} s)")
+    log(f"[peer {tag}] {res['figures']} ({res['wall_s']} s)")
     return res
 
 
@@ -342,7 +364,11 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def figures(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def figures(
+    ours: list[dict[str, Any]], peers: list[dict[str, Any]], suffix: str = ""
+) -> list[dict[str, Any]]:
+    """One row per figure (named with ``suffix``: the latency mode), then the AWS calls per
+    job by operation and, in latency mode, the latency injected on an idle job's path."""
     rows = []
     mine = [our_figures(r) for r in ours]
     for name, unit in FIGURES:
@@ -350,7 +376,7 @@ def figures(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[dic
         value = median(runs)
         theirs = median([p.get("figures", {}).get(name) for p in peers])
         row: dict[str, Any] = {
-            "figure": name,
+            "figure": name + suffix,
             "value": rnd(value),
             "unit": unit,
             "median_of": sum(1 for v in runs if v is not None),
@@ -372,6 +398,26 @@ def figures(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[dic
                 r.get("drain", {}).get("aws_calls_per_job") for r in ours
             ]
         rows.append(row)
+    per_job = [r.get("drain", {}).get("calls_per_job") or {} for r in ours]
+    rows.append({
+        "figure": "calls_per_job" + suffix,
+        "value": {op: median([one.get(op) for one in per_job])
+                  for op in sorted({op for one in per_job for op in one})},
+        "unit": "AWS calls per job, by operation (the workers' own count, drain)",
+        "median_of": sum(1 for one in per_job if one),
+        "proxy_counted": [r.get("drain", {}).get("proxy_calls_per_job") for r in ours],
+    })  # fmt: skip
+    if suffix:
+        injected = [r.get("live", {}).get("idle", {}).get("injected_p50_ms") for r in ours]
+        value, idle_p50 = median(injected), median([m["idle_p50_ms"] for m in mine])
+        rows.append({
+            "figure": "idle_injected_ms" + suffix,
+            "value": rnd(value),
+            "unit": "ms",
+            "median_of": sum(1 for v in injected if v is not None),
+            "runs": injected,
+            "idle_p50_to_injected": rnd(idle_p50 / value) if value and idle_p50 else None,
+        })  # fmt: skip
     return rows
 
 
@@ -394,16 +440,13 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=500, help="jobs per batch (default 500)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--skip-peer", action="store_true", help="do not run the Celery peer")
+    ap.add_argument("--latency", choices=sorted(MODES), default="both",
+                    help="none: plain moto; aws: the proxy with AWS's latencies; both")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=120.0, help="per batch, seconds")
     ap.add_argument("--peer-timeout", type=float, default=900.0, help="per peer run, seconds")
     ap.add_argument("--idle-k", type=int, default=20)
     ap.add_argument("--idle-gap", type=float, default=0.05)
     ap.add_argument("--settle", type=float, default=0.5, help="pause between phases, seconds")
-    ap.add_argument(
-        "--receiver-nodelay",
-        action="store_true",
-        help="diagnostic: run lab.receiver with TCP_NODELAY (see README)",
-    )
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/fleetlab-bench"))
     args = ap.parse_args()
 
@@ -416,34 +459,42 @@ def main() -> int:
     started, t0 = time.time(), time.monotonic()
     raw: dict[str, Any] = {
         "meta": {"argv": sys.argv, "n": args.n, "reps": args.reps,
-                 "receiver_nodelay": args.receiver_nodelay, "versions": versions(),
+                 "versions": versions(),
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": str(run_dir)},
-        "ours": [],
-        "peer": [],
     }  # fmt: skip
-    log(f"pipeline bench: n={args.n} reps={args.reps} peer={'no' if args.skip_peer else 'yes'}")
-    lab = start_lab(run_dir, args.receiver_nodelay)
+    suffixes = MODES[args.latency]
+    for suffix in suffixes:
+        raw["ours" + suffix], raw["peer" + suffix] = [], []
+    log(f"pipeline bench: n={args.n} reps={args.reps} peer={'no' if args.skip_peer else 'yes'} "
+        f"latency={args.latency}")  # fmt: skip
+    lab = start_lab(run_dir)
+    labs = {"": lab}
     try:
+        if netlab.SUFFIX in suffixes:
+            labs[netlab.SUFFIX] = netlab.with_latency(lab, run_dir)
         for rep in range(1, args.reps + 1):
-            mine: dict[str, Any] = {"rep": rep}
-            raw["ours"].append(mine)
-            for phase, measure in (("live", live), ("drain", drain), ("bare", bare_drain)):
-                try:
-                    mine[phase] = measure(lab, rep, args)
-                except Exception as exc:  # one failed measurement must not lose the others
-                    log(f"[r{rep}] {phase} failed: {exc!r}")
-                    mine[phase] = {"error": repr(exc)}
-            if not args.skip_peer:
-                raw["peer"].append(peer(rep, args, run_dir))
+            for suffix in suffixes:
+                mine: dict[str, Any] = {"rep": rep}
+                raw["ours" + suffix].append(mine)
+                for phase, measure in (("live", live), ("drain", drain), ("bare", bare_drain)):
+                    try:
+                        mine[phase] = measure(labs[suffix], rep, args)
+                    except Exception as exc:  # one failed measurement must not lose the others
+                        log(f"[r{rep}{suffix}] {phase} failed: {exc!r}")
+                        mine[phase] = {"error": repr(exc)}
+                if not args.skip_peer:
+                    raw["peer" + suffix].append(peer(rep, args, run_dir, labs[suffix]))
             log(f"rep {rep} done after {time.monotonic() - t0:.0f} s")
     finally:
         raw["meta"]["moto_cpu_s"] = cpu_s(lab.moto.pid)
+        for one in labs.values():
+            netlab.stop(one)
         PROCS.stop(lab.receiver)
         PROCS.stop(lab.moto)
         raw["meta"]["total_s"] = rnd(time.monotonic() - t0)
         raw["meta"]["ended_at"] = time.time()
         raw["meta"]["started_at"] = started
-        rows = figures(raw["ours"], raw["peer"])
+        rows = [row for x in suffixes for row in figures(raw["ours" + x], raw["peer" + x], x)]
         raw["figures"] = rows
         out_path.write_text(json.dumps(raw, indent=1) + "\n")
         log(f"raw data: {out_path}; total {raw['meta']['total_s']} s")

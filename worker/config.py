@@ -18,6 +18,7 @@ ENVIRONMENTS = ("local", "localstack", "aws")
 # The inline head of an output may grow six-fold as XML (escaping, U+FFFD for bytes XML cannot
 # carry); at 128 KiB a response stays under SQS's 1 MiB and the callback receiver's 1 MiB.
 MAX_INLINE_OUTPUT = 128 * 1024
+MAX_CONCURRENCY = 64  # jobs one worker runs at once, at most (its cap, and each service's own)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class WorkerConfig:
     visibility_timeout_s: int = 30
     heartbeat_interval_s: float = 10.0
     hold_s: float = 1.0
+    # Jobs one worker runs at once, over all services (each service's own `concurrency` is
+    # its limit within it): a light job mostly waits on SQS and S3, so several overlap well.
+    concurrency: int = 4
     max_receive_count: int = 5
     speed: float = 1.0
     log_flush_s: float = 1.0
@@ -114,13 +118,6 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number") from exc
     if value < 0:
         raise ConfigError(f"{name}={raw!r} must not be negative")
-    return value
-
-
-def _fraction(env: Mapping[str, str], name: str) -> float:
-    value = _number(env, name, 0.0)
-    if value > 1:
-        raise ConfigError(f"{name}={env.get(name)!r} must be between 0 and 1")
     return value
 
 
@@ -210,6 +207,7 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         visibility_timeout_s=visibility,
         heartbeat_interval_s=_number(env, "FLEETLAB_HEARTBEAT_INTERVAL", visibility / 3),
         hold_s=_number(env, "FLEETLAB_HOLD_SECONDS", 1.0),
+        concurrency=_concurrency(env),
         max_receive_count=max(1, int(_number(env, "FLEETLAB_MAX_RECEIVE_COUNT", 5))),
         speed=_number(env, "FLEETLAB_SPEED", 1.0) or 1.0,
         log_flush_s=_number(env, "FLEETLAB_LOG_FLUSH", 1.0),
@@ -220,6 +218,13 @@ def load_worker_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         notice_margin_s=_number(env, "FLEETLAB_NOTICE_MARGIN", 2.0),
         rebalance_long_s=_number(env, "FLEETLAB_REBALANCE_LONG", 120.0),
     )
+
+
+def _concurrency(env: Mapping[str, str]) -> int:
+    cap = _number(env, "FLEETLAB_CONCURRENCY", 4)
+    if cap != int(cap) or not 1 <= cap <= MAX_CONCURRENCY:
+        raise ConfigError(f"FLEETLAB_CONCURRENCY must be an integer from 1 to {MAX_CONCURRENCY}")
+    return int(cap)
 
 
 @dataclass(frozen=True)
@@ -236,9 +241,6 @@ class ScalerSettings:
     interval_s: float = 30.0
     lease_s: float = 90.0
     log_flush_s: float = 1.0
-    spot_fraction: float = 0.0  # of the fleet launched as spot (worker/scaler/market.py)
-    spot_fallback_after: int = 3  # interruptions within the window: back to on-demand
-    spot_fallback_window_s: float = 3600.0
 
 
 def load_scaler_settings(env: Mapping[str, str] | None = None) -> ScalerSettings:
@@ -263,7 +265,4 @@ def load_scaler_settings(env: Mapping[str, str] | None = None) -> ScalerSettings
         interval_s=interval,
         lease_s=lease,
         log_flush_s=_number(env, "FLEETLAB_LOG_FLUSH", 1.0),
-        spot_fraction=_fraction(env, "FLEETLAB_SPOT_FRACTION"),
-        spot_fallback_after=int(_number(env, "FLEETLAB_SPOT_FALLBACK_AFTER", 3)),
-        spot_fallback_window_s=_number(env, "FLEETLAB_SPOT_FALLBACK_WINDOW", 3600.0),
     )

@@ -21,6 +21,7 @@ from worker.errors import FleetlabError
 from worker.handle.deliver import Deliverer
 from worker.handle.job import JobContext
 from worker.handle.pipeline import Pipeline
+from worker.handle.request import prepare as prepare_request_schema
 from worker.handle.service_file import load_registry
 from worker.net.http import SafeHttp
 from worker.net.imds import Metadata, MetadataError
@@ -32,7 +33,7 @@ from worker.state.store import S3JsonStore
 
 def watch_notices(config: WorkerConfig, worker: Worker) -> NoticeWatcher | None:
     """On an instance, a watcher of its spot notices: an interruption drains the worker (as a
-    SIGTERM does) and abandons the running job if it would not finish before the reclaim."""
+    SIGTERM does) and abandons each running job that would not finish before the reclaim."""
     if config.metadata_url is None:
         return None
     try:
@@ -57,6 +58,7 @@ def watch_notices(config: WorkerConfig, worker: Worker) -> NoticeWatcher | None:
 
 def build(config: WorkerConfig) -> tuple[Worker, StatusReporter, NoticeWatcher | None]:
     """Wire a worker from its configuration."""
+    prepare_request_schema()  # on this thread, before any job thread parses a request
     clients = Clients(config.aws, read_timeout_s=config.wait_time_s + 10)
     store = S3JsonStore(clients.s3, config.bucket)
     queue = RequestQueue(
@@ -101,6 +103,7 @@ def build(config: WorkerConfig) -> tuple[Worker, StatusReporter, NoticeWatcher |
         on_drain=lambda: os.kill(os.getpid(), signal.SIGTERM),
         # Under a spot notice: the scaler counts this instance as leaving and replaces it.
         interruption=lambda: watcher.seen.interruption_at if watcher else None,
+        slots=worker.servers,
     )
     return worker, status, watcher
 
@@ -135,8 +138,10 @@ def main() -> int:
     finally:
         if watcher is not None:
             watcher.close()
-        status.close()
+        # Every line shipped before "stopped" is written: a drained instance is terminated as
+        # soon as the scaler reads "stopped", and its local log goes with it.
         worker.log.close()
+        status.close()
     return 0
 
 

@@ -5,6 +5,7 @@ documents in S3 and EC2's instances. The tally of a scenario is computed from th
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from worker.state.activity import EventName
 from worker.state.layout import CLAIMS
 
 _MAX_REQUEST = 256 * 1024
+LOG_CATCH_UP_S = 15.0  # how long a dead letter's logged reason is waited for
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,15 @@ class Evidence:
             for x in self.activity
             if x.event == event and (request_id is None or x.request_id == request_id)
         ]
+
+    def unexplained_dead_letters(self, spent: frozenset[str] = frozenset()) -> set[str]:
+        """Requests in the dead-letter queue with no "dead-letter" line giving the reason, and
+        not ``spent`` (their last receive was the nemesis' own, which no worker saw)."""
+        logged = {x.request_id for x in self.lines("dead-letter")}
+        # Its holder died on its last receive: the "last-receive" line is the reason.
+        orphans = activity.held_by_the_dead(self.activity)
+        dead = {r for m, r in self.dead_letters.items() if m not in orphans}
+        return dead - logged - spent
 
     def runs(self, request_id: str) -> int:
         """Completed runs of the binary for a request (killed or fenced runs don't count)."""
@@ -134,9 +145,14 @@ def read_dead_letters(clients: Clients, url: str) -> dict[str, str]:
         if not messages:
             break
         for message in messages:
-            envelope = salvage_envelope(message["Body"].encode(), _MAX_REQUEST)
-            found[message["MessageId"]] = envelope.request_id or f"message:{message['MessageId']}"
+            found[message["MessageId"]] = request_key(message["Body"], message["MessageId"])
     return found
+
+
+def request_key(body: str, message_id: str) -> str:
+    """The key a request message is checked by: its request id, or its message id without one."""
+    envelope = salvage_envelope(body.encode(), _MAX_REQUEST)
+    return envelope.request_id or f"message:{message_id}"
 
 
 def read_activity(clients: Clients, log_group: str) -> list[Line]:
@@ -158,12 +174,28 @@ def read_claims(clients: Clients, bucket: str) -> dict[str, dict[str, Any]]:
     return claims
 
 
-def gather(clients: Clients, env: LabEnv, evidence: Evidence, now: float) -> Evidence:
-    """Complete ``evidence`` from every source at the end of a scenario."""
+def gather(
+    clients: Clients,
+    env: LabEnv,
+    evidence: Evidence,
+    now: float,
+    spent: frozenset[str] = frozenset(),
+) -> Evidence:
+    """Complete ``evidence`` from every source at the end of a scenario.
+
+    A worker writes a message's "dead-letter" line just after handing it back, and SQS moves it
+    the moment the next worker receives it: the move can be seen before the line ships (every
+    0.2 s; later when the emulator is loaded). The activity log is read again, for up to
+    ``LOG_CATCH_UP_S``, until every dead letter's reason is in (or, if one never comes, the
+    checker says which)."""
     evidence.queue += read_queue(clients, env.response_queue_url, now)
     evidence.callbacks = read_callbacks(env.receiver_url) if env.receiver_url else []
     evidence.dead_letters |= read_dead_letters(clients, env.dead_letter_queue_url)
     evidence.activity = read_activity(clients, env.log_group)
+    deadline = time.monotonic() + LOG_CATCH_UP_S
+    while evidence.unexplained_dead_letters(spent) and time.monotonic() < deadline:
+        time.sleep(1.0)
+        evidence.activity = read_activity(clients, env.log_group)
     evidence.claims = read_claims(clients, env.bucket)
     return evidence
 

@@ -56,9 +56,9 @@ from lab.runtime import procs, stack
 from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.settings import LabSettings
 from worker.aws import Clients
-from worker.state.layout import status_key
-from worker.state.status import Status
-from worker.state.store import S3JsonStore, StoreError
+from worker.errors import StoreError
+from worker.state.status import Status, read_status
+from worker.state.store import S3JsonStore
 
 T = TypeVar("T")
 
@@ -126,6 +126,7 @@ class ChaosLab:
             shared=base.shared or base.home,
             emulator_port=procs.free_port() if port is None else port,
             receiver_port=procs.free_port(),
+            proxy_port=procs.free_port(),
             # Named for the scenario: on a shared emulator, nothing of an earlier lab's shows.
             request_queue=f"{base.request_queue}-{name}",
             response_queue=f"{base.response_queue}-{name}",
@@ -293,8 +294,7 @@ class ChaosLab:
 
     def status(self, instance_id: str) -> Status | None:
         """An instance's status document (None before its first one)."""
-        found = self.store.read(status_key(instance_id))
-        return Status.from_doc(found.doc, instance_id) if found else None
+        return read_status(self.store, instance_id)
 
     def live(self) -> list[str]:
         """Instances EC2 says are running."""
@@ -340,8 +340,7 @@ def check(rule: str, ok: bool, detail: str = "") -> Check:
 def base_rules(evidence: Evidence, sent: list[str]) -> list[Check]:
     """DESIGN.md's rules every scenario checks on its evidence."""
     tally = evidence.tally(sent)
-    reasons = {x.request_id for x in evidence.lines("dead-letter")}
-    unexplained = [r for r in evidence.dead_letters.values() if r in sent and r not in reasons]
+    unexplained = sorted(evidence.unexplained_dead_letters() & set(sent))
     differing = [
         r
         for r in sent

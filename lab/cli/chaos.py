@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from lab.chaos.scenarios import SCENARIOS, named
 from lab.cli import progress, tables
 from lab.cli.common import emit_json, errors_to_exit, settings
 from lab.dashboard.api import reports_dir
+from lab.net.latency import model_for
 from lab.runtime.settings import LabSettings
 
 app = typer.Typer(no_args_is_help=True, help="Replay faults as seeded scenarios.")
@@ -53,10 +55,11 @@ def run(
     ] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same choices and fault timings.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    latency: Annotated[str, LATENCY] = "none",
 ) -> None:
     """Run scenarios, each in a clean lab of its own; exit 1 if any rule was broken."""
     with errors_to_exit():
-        config = settings(env_name)
+        config = on_network(settings(env_name), latency)
         chosen = named(name)
         plain = (lambda _: None) if as_json else typer.echo
         with progress.working(f"chaos {name}", plain=plain, quiet=as_json) as say:
@@ -100,11 +103,12 @@ def explore_cmd(
     shrink_trials: Annotated[
         int, typer.Option("--shrink", help="Replays to shrink a failing schedule (0: none).")
     ] = 12,
+    latency: Annotated[str, LATENCY] = "none",
 ) -> None:
     """Random faults under a sustained load, every request checked; exit 1 on a broken rule."""
     _sabotage_for_tests()
     with errors_to_exit():
-        config = settings(env_name)
+        config = on_network(settings(env_name), latency)
         names = (
             tuple(n.strip() for n in fault_kinds.split(",") if n.strip()) if fault_kinds else None
         )
@@ -127,15 +131,30 @@ def replay_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     plot_file: Annotated[Path | None, typer.Option("--plot", help="Write a PNG timeline.")] = None,
+    latency: Annotated[str, LATENCY] = "none",
 ) -> None:
     """Play a saved schedule again on a clean lab; exit 1 on a broken rule."""
     _sabotage_for_tests()
     with errors_to_exit():
-        config = settings(env_name)
+        config = on_network(settings(env_name), latency)
         schedule = Schedule.load(schedule_file)
         say = (lambda _: None) if as_json else typer.echo
         outcome = explore.play(config, schedule, True, say)
     _finish(config, outcome, as_json, plot_file, 0, say)
+
+
+LATENCY = typer.Option(
+    "--latency",
+    help="none, or aws: the instances of each clean lab reach the emulator through the lab's "
+    "proxy with AWS's latencies (under the explorer's network faults). Not the running lab's "
+    "remembered mode: chaos runs are on plain moto unless asked.",
+)
+
+
+def on_network(config: LabSettings, latency: str) -> LabSettings:
+    """``config`` with the chaos run's own latency mode (checked)."""
+    model_for(latency)
+    return replace(config, latency=latency)
 
 
 def _sabotage_for_tests() -> None:

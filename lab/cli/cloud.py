@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -77,11 +76,9 @@ def provision(
                 f"spot: the scaler launches {100 * spot_fraction:g} % of the fleet as spot "
                 "(above an on-demand base; on-demand alone after repeated interruptions)"
             )
-        chosen = _aws_settings()
-        if spot_fraction:  # in the instances' settings: the scaler's launch requests use it
-            spot_env = {"FLEETLAB_SPOT_FRACTION": f"{spot_fraction:g}"}
-            chosen = replace(chosen, instance_env={**chosen.instance_env, **spot_env})
-        target = connect(chosen, options)
+        # The share goes into the scaler's settings (scaler/config.json), not the user-data:
+        # a later `lab deploy` rewrites the user-data and would drop it.
+        target = connect(_aws_settings(), options)
         typer.echo(
             f"account {target.names.account}, region {target.names.region}, image {target.image_id}"
         )

@@ -18,6 +18,7 @@ from lab.deploy import services as own_services
 from lab.deploy.rollout import Rollout
 from lab.ec2 import instances
 from lab.errors import LabError
+from lab.net.latency import model_for
 from lab.runtime import environment, scaler, stack
 from lab.runtime.resources import LabEnv, clients_for
 from lab.runtime.settings import LabSettings
@@ -49,10 +50,11 @@ def up(
         typer.Option("--env", help="local (moto) or localstack, remembered as by `lab env use`."),
     ] = None,
     services: Annotated[Path | None, SERVICES_OPTION] = None,
+    latency: Annotated[str | None, LATENCY_OPTION] = None,
 ) -> None:
     """Start the emulator, create queues/bucket/log group, start receiver and workers."""
     with errors_to_exit():
-        config = with_services(settings(env_name), services)
+        config = with_latency(with_services(settings(env_name), services), latency)
         if env_name:
             environment.use(config.home, env_name)
         if backend not in ("process", "docker"):
@@ -61,9 +63,12 @@ def up(
         high = max(low, instances_n) if max_instances is None else max_instances
         with progress.working("lab up") as say:
             lab_env = stack.up(config, workers, instances_n, backend, (low, high), say=say)
+        network = ""
+        if config.latency != "none":
+            network = f", {config.latency} latency via the proxy {config.proxy_url}"
         typer.echo(
             f"lab up: {config.env} emulator {lab_env.endpoint_url}, {instances_n} instance(s), "
-            f"{workers} worker(s), receiver {lab_env.receiver_url}"
+            f"{workers} worker(s), receiver {lab_env.receiver_url}{network}"
         )
         if samples and not run_samples(lab_env, wait):
             raise typer.Exit(1)
@@ -74,6 +79,22 @@ SERVICES_OPTION = typer.Option(
     help="A services folder of your own (services.toml, its files, packages.txt) to carry in "
     "every bundle; remembered in .lab/config.toml.",
 )
+
+
+LATENCY_OPTION = typer.Option(
+    "--latency",
+    help="The lab's network: none, or aws (instances' AWS calls go through the lab's proxy, "
+    "each delayed like an in-region AWS call); remembered in .lab/config.toml.",
+)
+
+
+def with_latency(config: LabSettings, latency: str | None) -> LabSettings:
+    """``config`` with the latency mode ``latency`` (checked, then remembered), if given."""
+    if latency is None:
+        return config
+    model_for(latency)  # a clear error for an unknown mode, before anything starts
+    environment.remember(config.home, "latency", latency)
+    return dataclasses.replace(config, latency=latency)
 
 
 def with_services(config: LabSettings, folder: Path | None) -> LabSettings:
@@ -145,6 +166,13 @@ def deploy(
         float, typer.Option(help="Seconds an instance has to report the new version.")
     ] = 90.0,
     grace: Annotated[float, typer.Option(help="Seconds a draining worker may take.")] = 60.0,
+    boot_timeout: Annotated[
+        float,
+        typer.Option(
+            help="With no live instance to roll: seconds for one that boots to serve the new "
+            "version, else roll back."
+        ),
+    ] = 180.0,
     broken: Annotated[
         bool, typer.Option(help="Deploy a bundle whose start-up fails (fault scenarios).")
     ] = False,
@@ -165,7 +193,9 @@ def deploy(
         typer.echo(f"deployed {made.version} ({made.size} bytes, sha256 {made.sha256[:12]}…)")
         if rollout:
             with progress.working("rollout", plain=typer.echo) as say:
-                steps = Rollout(config.home, lab_env, clients, health_timeout, grace, say).run()
+                steps = Rollout(
+                    config.home, lab_env, clients, health_timeout, grace, say, boot_timeout
+                ).run()
             typer.echo(f"rollout done: {len(steps)} instance(s) on {made.version}")
 
 

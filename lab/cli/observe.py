@@ -9,19 +9,23 @@ from typing import Annotated, Any
 import typer
 
 from lab.cli import tables
-from lab.cli.common import emit_json, errors_to_exit, lab_env
+from lab.cli.common import emit_json, errors_to_exit, lab_env, settings
 from lab.client.observe import fleet_instances, queue_depths, status_docs, workers
-from lab.runtime import scaler
+from lab.net.serve import read_counts
+from lab.runtime import procs, scaler, stack
 from lab.runtime.resources import clients_for
+from lab.runtime.settings import LabSettings
 from worker.state.store import S3JsonStore
 
 
 def snapshot() -> dict[str, Any]:
-    """What `lab status --json` prints: queues, instances, plain workers, the scaler's state."""
+    """What `lab status --json` prints: the lab's network, queues, instances, plain workers,
+    the scaler's state."""
     env = lab_env()
     clients = clients_for(env)
     docs = status_docs(clients, env)
     return {
+        "network": network(settings()),
         "queues": queue_depths(clients, env),
         "instances": fleet_instances(clients, env, docs),
         "workers": workers(docs),
@@ -29,9 +33,21 @@ def snapshot() -> dict[str, Any]:
     }
 
 
+def network(config: LabSettings) -> dict[str, Any]:
+    """The lab network's latency mode and, when its proxy runs, where and the AWS calls it
+    carried by operation."""
+    if config.latency == "none" or stack.PROXY not in procs.running(config.pids):
+        return {"latency": config.latency, "proxy": None, "calls": {}}
+    try:
+        calls = read_counts(stack.proxy_counts(config)).get("emulator", {})
+    except ValueError:
+        calls = {}  # mid-rewrite or damaged: the next status shows them
+    return {"latency": config.latency, "proxy": config.proxy_url, "calls": calls}
+
+
 def plain_lines(snap: dict[str, Any], now: float) -> list[str]:
     """The snapshot as plain lines (what scripts and tests read)."""
-    lines = []
+    lines = [tables.network_line(snap["network"])]
     leading = snap["scaler"]
     if leading:
         lines.append(

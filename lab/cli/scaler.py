@@ -41,6 +41,15 @@ def config(
     stale_after: Annotated[float | None, typer.Option(help="Heartbeat age that replaces.")] = None,
     scale_in_after: Annotated[float | None, typer.Option(help="Scale-in window, seconds.")] = None,
     billing: Annotated[float | None, typer.Option(help="Billing granularity: 1 or 3600 s.")] = None,
+    spot_fraction: Annotated[
+        float | None, typer.Option(help="Share of the fleet launched as spot (0..1).")
+    ] = None,
+    spot_fallback_after: Annotated[
+        int | None, typer.Option(help="Interruptions in the window that mean on-demand only.")
+    ] = None,
+    spot_fallback_window: Annotated[
+        float | None, typer.Option(help="Seconds interruptions are counted over.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the scaler's settings (scaler/config.json); with options, change them (live)."""
@@ -53,6 +62,9 @@ def config(
         "stale_after_s": stale_after,
         "scale_in_after_s": scale_in_after,
         "billing_s": billing,
+        "spot_fraction": spot_fraction,
+        "spot_fallback_after": spot_fallback_after,
+        "spot_fallback_window_s": spot_fallback_window,
     }
     changes = {k: v for k, v in given.items() if v is not None}
     with errors_to_exit():

@@ -52,6 +52,8 @@ def describe(service: Service) -> dict[str, Any]:
         "description": service.description,
         "input": service.needs_input,
         "timeout_seconds": service.timeout_s,
+        "claim": service.claim,
+        "concurrency": service.concurrency,
         "output": service.output + (f" ({service.output_suffix})" if service.output_suffix else ""),
         "parameters": {name: accepts(spec) for name, spec in service.parameters.items()},
     }
@@ -72,7 +74,8 @@ def list_(
         extra = "" if row["input"] else ", no input"
         typer.echo(
             f"{row['name']}  [{row['origin']}]  output {row['output']}, "
-            f"limit {row['timeout_seconds']:g} s{extra}"
+            f"limit {row['timeout_seconds']:g} s, claim {row['claim']}, "
+            f"concurrency {row['concurrency']}{extra}"
         )
         for name, text in row["parameters"].items():
             typer.echo(f"    {name}: {text}")

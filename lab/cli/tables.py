@@ -48,9 +48,22 @@ def _age(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds:.1f} s ago"
 
 
+def network_line(net: dict[str, Any]) -> str:
+    """One line on the lab's network, for both views of `lab status`."""
+    if net["latency"] == "none":
+        return "network: direct to the emulator (latency none)"
+    if net["proxy"] is None:
+        return f"network: latency {net['latency']}, but its proxy is not running"
+    return (
+        f"network: latency {net['latency']} via the proxy {net['proxy']}, "
+        f"{sum(net['calls'].values())} AWS calls carried"
+    )
+
+
 def status_view(snap: dict[str, Any], now: float) -> Group:
-    """`lab status` on a terminal: the scaler's line, then queues, instances and workers."""
-    parts: list[Any] = []
+    """`lab status` on a terminal: the network's and the scaler's lines, then queues,
+    instances and workers."""
+    parts: list[Any] = [escape(network_line(snap["network"]))]
     leading = snap["scaler"]
     if leading:
         parts.append(

@@ -62,3 +62,21 @@ def read(clients: Clients, log_group: str, since_ms: int | None = None) -> list[
             if line:
                 found.append(line)
     return sorted(found, key=lambda x: x.at_ms)
+
+
+# A worker's decision on a message it held: after one, its holding it is over.
+_DECIDED = frozenset({"deleted", "retry", "dead-letter", "released", "fenced", "busy", "error"})
+
+
+def held_by_the_dead(lines: list[Line]) -> dict[str, Line]:
+    """Messages a worker took on their last receive and never decided (message id -> its
+    "last-receive" line): the worker died holding them (crash, termination, reclaim), and SQS
+    dead-letters such a message unanswered. ``lines`` oldest first."""
+    held: dict[tuple[str, str], Line] = {}
+    for line in lines:
+        where = (line.worker, line.message_id)
+        if line.event == "last-receive":
+            held[where] = line
+        elif line.event in _DECIDED:
+            held.pop(where, None)
+    return {message_id: line for (_, message_id), line in held.items()}

@@ -102,9 +102,11 @@ def _release(clients: Clients, url: str, messages: list[MessageTypeDef]) -> None
 
 
 def _reasons(clients: Clients, env: LabEnv, ids: set[str]) -> dict[str, activity.Line]:
-    """The last ``dead-lettered`` activity line of each message id."""
-    found: dict[str, activity.Line] = {}
-    for line in activity.read(clients, env.log_group):
+    """The last ``dead-letter`` activity line of each message id; for a message whose worker
+    died holding it on its last receive, that worker's ``last-receive`` line."""
+    lines = activity.read(clients, env.log_group)
+    found = {m: x for m, x in activity.held_by_the_dead(lines).items() if m in ids}
+    for line in lines:
         if line.event == _DEAD and line.message_id in ids:
             found[line.message_id] = line
     return found
@@ -119,10 +121,18 @@ def _letter(message: MessageTypeDef, why: activity.Line | None) -> DeadLetter:
         request_id=envelope.request_id or (why.request_id if why else None),
         receive_count=int(attrs.get("ApproximateReceiveCount", 0)),
         sent_at=int(attrs.get("SentTimestamp", 0)) / 1000,
-        reason=why.detail if why else None,
+        reason=_reason(why),
         worker=why.worker if why else None,
         body=body,
     )
+
+
+def _reason(why: activity.Line | None) -> str | None:
+    if why is None:
+        return None
+    if why.event == _DEAD:
+        return why.detail
+    return f"{why.worker} took its last receive and ended before answering ({why.detail})"
 
 
 def peek(clients: Clients, env: LabEnv) -> list[DeadLetter]:

@@ -95,6 +95,11 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(413, b"too large")
             return
         body = self.rfile.read(length)
+        if len(body) < length or (self.path == "/callback" and not body):
+            # Cut off mid-body (a reset connection) or empty: no callback arrived, so none is
+            # recorded; the sender, if it still listens, retries.
+            self._reply(400, b"incomplete body")
+            return
         if self.path == "/control":
             self._control(body)
             return

@@ -36,9 +36,16 @@ class Result:
 
 
 def parse_response(body: str | bytes, via: str) -> Result:
-    """Read a response document (schemas/response.xsd)."""
+    """Read a response document (schemas/response.xsd). A message that is not XML comes back
+    ``unreadable`` (code ``UNREADABLE``, no ids) rather than ending the reader: something else
+    wrote to the queue, and the reader shows it and goes on."""
     data = body.encode() if isinstance(body, str) else body
-    root = etree.fromstring(data, _PARSER)
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        return Result(message_id="", request_id=None, service=None, status="unreadable",
+                      code="UNREADABLE", message=f"not a response document: {exc}",
+                      raw_output=None, files=[], via=via)  # fmt: skip
     ref = root.find("request")
     message = root.find("message")
     raw = root.find("rawOutput")

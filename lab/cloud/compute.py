@@ -148,7 +148,8 @@ class CodeBundle(FleetPart):
 
 
 class Capacity(FleetPart):
-    """The scaler's bounds (``scaler/config.json``) and at least ``min`` live instances."""
+    """The scaler's bounds and spot share (``scaler/config.json``, where a deploy leaves them)
+    and at least ``min`` live instances."""
 
     resource = "capacity"
     live = 0  # the fleet's live instances when last looked at
@@ -156,7 +157,8 @@ class Capacity(FleetPart):
     @property
     def name(self) -> str:
         options = self.target.options
-        return f"{options.min_instances}..{options.max_instances} of {options.instance_type}"
+        spot = f", {100 * options.spot_fraction:g} % spot" if options.spot_fraction else ""
+        return f"{options.min_instances}..{options.max_instances} of {options.instance_type}{spot}"
 
     def _store(self) -> S3JsonStore:
         return S3JsonStore(self.target.clients.s3, self.target.names.bucket)
@@ -172,6 +174,7 @@ class Capacity(FleetPart):
         return {
             "min": config.min_instances,
             "max": config.max_instances,
+            "spot": config.spot_fraction,
             "running": min(self.live, self.target.options.min_instances),
         }
 
@@ -180,14 +183,19 @@ class Capacity(FleetPart):
         return {
             "min": options.min_instances,
             "max": options.max_instances,
+            "spot": options.spot_fraction,
             "running": options.min_instances,
         }
 
     def create(self) -> None:
         options = self.target.options
-        bounds = {"min_instances": options.min_instances, "max_instances": options.max_instances}
-        # Real-time defaults, not the lab's compressed ones; the bounds are the user's.
-        scaler.write_config(self._store(), bounds, defaults=ScalerConfig())
+        chosen = {
+            "min_instances": options.min_instances,
+            "max_instances": options.max_instances,
+            "spot_fraction": options.spot_fraction,
+        }
+        # Real-time defaults, not the lab's compressed ones; the bounds and share are the user's.
+        scaler.write_config(self._store(), chosen, defaults=ScalerConfig())
         self._launch(options.min_instances - self.live)
 
     def change(self, keys: tuple[str, ...]) -> None:

@@ -20,6 +20,9 @@ command = ["{{service_dir}}/run.sh", "{{params}}", "{{input}}"]
 input = true
 timeout_seconds = 60
 output = "stdout"
+# Short, and its only effect is its output: run, then publish with one create-only write.
+# "lease" (the default) claims before the run instead, so that a duplicate never runs.
+claim = "result"
 
 [services.{name}.parameters.mode]
 kind = "choice"

@@ -4,9 +4,13 @@ callback receiver), one listening port per route, with faults set per route whil
 The fault model is data (``Fault``): added latency per forwarded chunk, a chance of resetting a
 connection, refusing new connections, or a partition (bytes are held, neither forwarded nor
 answered, until it heals: the peer sees a hang, as behind a dropped route). The proxy only
-forwards bytes, so it serves HTTP, keep-alive and all, whatever runs over it; a later model
-(AWS-like latency per operation) adds fields here and reads them where a chunk is forwarded.
-Instances use it only when the lab points their endpoint URLs at it: off the path by default.
+forwards bytes, so it serves HTTP, keep-alive and all, whatever runs over it.
+
+A route marked ``aws`` carries AWS API calls: there the proxy frames each HTTP/1.1 request
+(http_frames.py), counts it by operation and, with a latency model (latency.py), holds it for
+a delay drawn for that operation before forwarding it: the lab's network answers like AWS's.
+Faults apply on top of that base. Instances use the proxy only when the lab points their
+endpoint URLs at it: off the path by default.
 """
 
 from __future__ import annotations
@@ -15,11 +19,18 @@ import asyncio
 import contextlib
 import random
 import threading
-from collections.abc import Mapping
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from lab.net import http_frames
+from lab.net.http_frames import FramingError
+from lab.net.latency import Call, LatencyModel
 
 _CHUNK = 64 * 1024
 _HOLD_TICK_S = 0.05
+_TRACED_PATH = 256
 
 
 @dataclass(frozen=True)
@@ -48,14 +59,38 @@ class Route:
     name: str
     host: str
     port: int
+    listen: int = 0  # the proxy's own port for it; 0: a free one
+    aws: bool = False  # AWS API calls: framed, counted, delayed by the latency model
+
+
+@dataclass(frozen=True)
+class Traced:
+    """One AWS call through the proxy: when it arrived (epoch s), on which route, what it was,
+    and the delay the latency model held it for."""
+
+    at: float
+    route: str
+    call: Call
+    delay_ms: float
+    path: str  # the request's path, without its query (S3: bucket and key)
 
 
 class Proxy:
     """Routes on 127.0.0.1, served by an event loop on a thread of its own; ``set`` changes a
     route's fault at once (a partition also holds the connections already open)."""
 
-    def __init__(self, routes: list[Route], seed: int = 0) -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        seed: int = 0,
+        latency: LatencyModel | None = None,
+        trace: Callable[[Traced], None] | None = None,
+    ) -> None:
         self.routes = {r.name: r for r in routes}
+        self.latency = latency
+        self._trace = trace  # hears every AWS call, on the proxy's loop: keep it quick
+        self._calls: dict[str, Counter[str]] = {r.name: Counter() for r in routes if r.aws}
+        self._drawn: Counter[Call] = Counter()
         self._faults: dict[str, Fault] = {r.name: Fault() for r in routes}
         self._ports: dict[str, int] = {}
         self._rng = random.Random(seed)  # noqa: S311 (fault draws, not secrets)
@@ -106,6 +141,10 @@ class Proxy:
         """Each route's fault now."""
         return dict(self._faults)
 
+    def calls(self) -> dict[str, dict[str, int]]:
+        """AWS calls so far per ``aws`` route, by ``service.Operation``."""
+        return {name: dict(sorted(counts.items())) for name, counts in self._calls.items()}
+
     # ------------------------------------------------------------------------------ the loop
 
     async def _listen(self, name: str) -> int:
@@ -115,10 +154,13 @@ class Proxy:
                 self._tasks.add(task)
             try:
                 await self._serve(name, reader, writer)
+            except asyncio.CancelledError:
+                pass  # stop() ends open connections; Python 3.11 would log each as an error
             finally:
                 self._tasks.discard(task)
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        listen = self.routes[name].listen
+        server = await asyncio.start_server(serve, "127.0.0.1", listen, limit=http_frames.MAX_HEAD)
         self._servers.append(server)
         port: int = server.sockets[0].getsockname()[1]
         return port
@@ -137,9 +179,10 @@ class Proxy:
             writer.transport.abort()  # the endpoint is away: the client sees a reset
             return
         closing = (writer, up_writer)
+        outward = self._requests if route.aws else self._pipe
         try:
             await asyncio.gather(
-                self._pipe(name, reader, up_writer, closing),
+                outward(name, reader, up_writer, closing),
                 self._pipe(name, up_reader, writer, closing),
                 return_exceptions=True,
             )
@@ -156,13 +199,8 @@ class Proxy:
     ) -> None:
         try:
             while data := await src.read(_CHUNK):
-                while self._faults[name].partition:
-                    await asyncio.sleep(_HOLD_TICK_S)
-                fault = self._faults[name]
-                if fault.reset_p and self._rng.random() < fault.reset_p:
+                if not await self._gate(name):
                     break
-                if fault.latency_s:
-                    await asyncio.sleep(fault.latency_s)
                 dst.write(data)
                 await dst.drain()
             else:
@@ -173,3 +211,67 @@ class Proxy:
             pass
         for w in both:
             w.transport.abort()
+
+    async def _gate(self, name: str) -> bool:
+        """Apply the route's fault to the next piece forwarded: hold it through a partition,
+        delay it; False when the connection is to be reset instead."""
+        while self._faults[name].partition:
+            await asyncio.sleep(_HOLD_TICK_S)
+        fault = self._faults[name]
+        if fault.reset_p and self._rng.random() < fault.reset_p:
+            return False
+        if fault.latency_s:
+            await asyncio.sleep(fault.latency_s)
+        return True
+
+    async def _requests(
+        self,
+        name: str,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        both: tuple[asyncio.StreamWriter, ...],
+    ) -> None:
+        """Client to endpoint on an ``aws`` route: request by request, each counted and held
+        for its drawn delay (the whole request: a ``100-continue`` body follows its head at
+        once). Bytes that are not HTTP are forwarded untouched from there on."""
+        try:
+            while raw := await http_frames.read_head(src):
+                try:
+                    head = http_frames.parse_head(raw)
+                except FramingError:
+                    dst.write(raw)  # not HTTP ours to frame: bytes as they come from here on
+                    await self._pipe(name, src, dst, both)
+                    return
+                form = await http_frames.read_form(head, src) if head.is_form else None
+                delay_s = self._record(name, head, http_frames.recognise(head, form)) / 1000
+                if delay_s:
+                    await asyncio.sleep(delay_s)
+                if not await self._gate(name):
+                    break
+                dst.write(raw + (form or b""))
+                if form is None:
+                    await http_frames.copy_body(head, src, dst)
+                await dst.drain()
+            else:
+                if dst.can_write_eof():
+                    dst.write_eof()
+                return
+        except FramingError:  # what is left in the buffer is forwarded as it comes
+            await self._pipe(name, src, dst, both)
+            return
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        for w in both:
+            w.transport.abort()
+
+    def _record(self, name: str, head: http_frames.RequestHead, call: Call) -> float:
+        """Count a call and draw its delay (ms; 0 without a latency model)."""
+        self._calls[name][call.name] += 1
+        delay_ms = 0.0
+        if self.latency is not None:
+            delay_ms = self.latency.draw_ms(call, self._drawn[call])
+            self._drawn[call] += 1
+        if self._trace is not None:
+            path = head.target.split("?", 1)[0][:_TRACED_PATH]
+            self._trace(Traced(time.time(), name, call, delay_ms, path))
+        return delay_ms

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.net.latency import MODES as LATENCY_MODES
 from worker.config import ENVIRONMENTS
 
 CONFIG = "config.toml"
@@ -68,12 +69,23 @@ def remember(home: Path, key: str, value: str) -> Path:
     # A JSON string is a valid TOML basic string: quotes and backslashes escaped alike.
     lines = [f"{k} = {json.dumps(v)}\n" for k, v in sorted(data.items())]
     path.write_text(
-        "# Written by `lab env use` (env: where the lab's AWS calls go) and by\n"
-        "# `lab up/deploy --services` (services: the team's own services folder).\n"
+        "# Written by `lab env use` (env: where the lab's AWS calls go), by\n"
+        "# `lab up/deploy --services` (services: the team's own services folder) and by\n"
+        "# `lab up --latency` (latency: none, or aws: the lab's network answers like AWS's).\n"
         + "".join(lines),
         encoding="utf-8",
     )
     return path
+
+
+def latency(home: Path) -> str:
+    """The lab network's latency mode remembered by `lab up --latency` (``none`` by default)."""
+    value = read(home).get("latency", "none")
+    if value not in LATENCY_MODES:
+        raise LabError(
+            f"{home / CONFIG}: latency must be one of {', '.join(LATENCY_MODES)}, not {value!r}"
+        )
+    return str(value)
 
 
 def services_dir(home: Path, env: Mapping[str, str]) -> Path | None:

@@ -90,6 +90,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    """True when something accepts TCP connections on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def descendants(pid: int) -> list[int]:
     """Pids of every live descendant of ``pid`` (through the parent pids in /proc), including
     those that started sessions of their own, as the worker's binaries do."""

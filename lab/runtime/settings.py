@@ -45,11 +45,20 @@ class LabSettings:
     # chaos lab shares its parent lab's); default: the home.
     shared: Path | None = None
     services_dir: Path | None = None  # a team's own services folder, carried in every bundle
+    # The lab's network (lab/net): "aws" puts the lab's proxy, with AWS's latencies, between
+    # the instances (and plain workers) and the emulator, listening on proxy_port.
+    latency: str = "none"
+    proxy_port: int = 5001
 
     @property
     def endpoint_url(self) -> str:
         """The emulator's endpoint."""
         return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def proxy_url(self) -> str:
+        """Where instances reach the emulator through the lab's proxy (``latency`` not none)."""
+        return f"http://127.0.0.1:{self.proxy_port}"
 
     @property
     def receiver_url(self) -> str:
@@ -85,12 +94,15 @@ def load_settings(env: Mapping[str, str] | None = None, name: str | None = None)
     name = environment.check(name) if name else environment.selected(home, env)
     tools = env.get("FLEETLAB_TOOLS")
     real: dict[str, Any] = {} if name in environment.EMULATED else _REAL_TIME
+    emulator_port = int(env.get("FLEETLAB_EMULATOR_PORT") or EMULATOR_PORTS.get(name, 5000))
     return LabSettings(
         **real,
         home=home,
         env=name,
         region=_region(env, profile=bool(real)),
-        emulator_port=int(env.get("FLEETLAB_EMULATOR_PORT") or EMULATOR_PORTS.get(name, 5000)),
+        emulator_port=emulator_port,
+        proxy_port=int(env.get("FLEETLAB_PROXY_PORT") or emulator_port + 1),
+        latency=environment.latency(home),
         tools=Path(tools).resolve() if tools else LabSettings.tools,
         receiver_port=int(env.get("FLEETLAB_RECEIVER_PORT") or 8765),
         visibility_timeout_s=int(env.get("FLEETLAB_LAB_VISIBILITY_TIMEOUT") or 30),

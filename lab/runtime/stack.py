@@ -29,6 +29,7 @@ from worker.state.store import S3JsonStore
 
 RECEIVER = "receiver"
 HYPERVISOR = "hypervisor"
+PROXY = "proxy"
 CALLBACK_AUTH = "dirk:tellnoone"  # the article's example credentials, as in schemas/examples
 MEDIA_AUTH = "dirk:mylilsecret"
 
@@ -69,6 +70,9 @@ def up(
     if own_emulator:
         say(f"starting the {settings.env} emulator")
         emulator.start(settings, env)
+    if settings.latency != "none":
+        say(f"starting the lab's proxy with {settings.latency} latencies")
+        start_proxy(settings, env)
     say("creating queues, bucket and log group")
     lab_env = ensure(settings, lab_clients(settings.region, settings.endpoint_url), settings.env)
     lab_env.save(settings.home)
@@ -121,6 +125,7 @@ def instance_config(settings: LabSettings, lab_env: LabEnv) -> dict[str, str]:
     config = scaler.loop_env(settings, lab_env, "") | {"FLEETLAB_SPEED": f"{settings.job_speed:g}"}
     if settings.boot_packages:
         config["FLEETLAB_BOOT_PACKAGES"] = " ".join(settings.boot_packages)
+    config |= routed(settings)
     config |= settings.instance_env
     drop = {*LAB_CREDENTIALS, "AWS_REGION", "FLEETLAB_WORKER_ID", "FLEETLAB_WORK_DIR"}
     return {k: v for k, v in config.items() if k not in drop}
@@ -170,6 +175,39 @@ def start_hypervisor(settings: LabSettings, env: dict[str, str], backend: str) -
     return procs.start(HYPERVISOR, argv, settings.pids, settings.logs, env, Path.cwd())
 
 
+def routed(settings: LabSettings) -> dict[str, str]:
+    """What points an instance's (or a plain worker's) AWS calls at the lab's proxy, when the
+    lab's network has a latency model; nothing otherwise (nor ever on AWS: it has its own)."""
+    if settings.latency == "none" or settings.env not in environment.EMULATED:
+        return {}
+    return {"FLEETLAB_ENDPOINT_URL": settings.proxy_url}
+
+
+def proxy_counts(settings: LabSettings) -> Path:
+    """The JSON file where the lab's proxy keeps its calls by operation."""
+    return settings.home / "proxy" / "counts.json"
+
+
+def start_proxy(settings: LabSettings, env: dict[str, str]) -> int:
+    """Start the lab's proxy in front of the emulator, with the lab's latency model, and wait
+    until it listens."""
+    proxy_counts(settings).parent.mkdir(parents=True, exist_ok=True)
+    route = f"emulator:{settings.proxy_port}:127.0.0.1:{settings.emulator_port}"
+    argv = [sys.executable, "-m", "lab.net.serve", "--route", route,
+            "--latency", settings.latency, "--counts", str(proxy_counts(settings))]  # fmt: skip
+    if procs.listening(settings.proxy_port):
+        raise StartFailed(f"something already listens on {settings.proxy_url}; is a lab up?")
+    pid = procs.start(PROXY, argv, settings.pids, settings.logs, env, Path.cwd())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if procs.listening(settings.proxy_port):
+            return pid
+        if not procs.alive(pid):
+            break
+        time.sleep(0.05)
+    raise StartFailed(f"the lab's proxy did not start; see {settings.logs / 'proxy.log'}")
+
+
 def start_receiver(settings: LabSettings, env: dict[str, str]) -> int:
     """Start the callback receiver and wait until it answers."""
     argv = [
@@ -198,7 +236,7 @@ def start_worker(
         "FLEETLAB_WORKER_ID": name,
         "FLEETLAB_WORK_DIR": str(settings.home / "workers" / name),
         "FLEETLAB_SPEED": f"{settings.job_speed:g}",
-    } | _own_services(settings) | (extra or {})  # fmt: skip
+    } | routed(settings) | _own_services(settings) | (extra or {})  # fmt: skip
     argv = [sys.executable, "-m", "worker"]
     return procs.start(name, argv, settings.pids, settings.logs, env, Path.cwd())
 
@@ -215,7 +253,7 @@ def down(settings: LabSettings, grace_s: float = 60.0) -> list[str]:
     free the disk the lab no longer needs."""
     stopped = retire_fleet(settings, grace_s)
     names = list(procs.running(settings.pids))
-    last = (HYPERVISOR, RECEIVER, emulator.NAME)
+    last = (HYPERVISOR, RECEIVER, PROXY, emulator.NAME)
     order = sorted(names, key=lambda n: (n in last, last.index(n) if n in last else 0))
     stopped += [name for name in order if procs.stop(name, settings.pids)]
     free_disk(settings)

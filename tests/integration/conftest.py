@@ -432,6 +432,26 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
         worker.stop(grace_s=5)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The docker body backend runs on moto only (set FLEETLAB_DOCKER_EVERYWHERE=1 to run it
+    on LocalStack as well). Bodies and emulators are independent axes: a body talks to the
+    emulator over HTTP like a process body does, and the process backend covers LocalStack;
+    the cross product cost CI about 3 minutes of its 55-minute budget for nothing else."""
+    if os.environ.get("FLEETLAB_LAB_ENV") != "localstack" or os.environ.get(
+        "FLEETLAB_DOCKER_EVERYWHERE"
+    ):
+        return
+    docker = [i for i in items if "docker" in _params(i)]
+    if docker:
+        config.hook.pytest_deselected(items=docker)
+        items[:] = [i for i in items if i not in docker]
+
+
+def _params(item: pytest.Item) -> list[object]:
+    callspec = getattr(item, "callspec", None)
+    return list(callspec.params.values()) if callspec is not None else []
+
+
 @pytest.fixture(scope="session")
 def instance_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The lab's instance image, built offline once (skipped only outside CI without Docker)."""

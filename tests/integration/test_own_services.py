@@ -41,6 +41,7 @@ def test_scaffold_check_and_run_as_a_user_does(tmp_path: Path) -> None:
     rows = {row["name"]: row for row in json.loads(listed.stdout)["services"]}
     assert rows["wordcount"]["parameters"] == {"mode": "one of lines|words|bytes, default lines"}
     assert rows["encrypt"]["origin"] == "built-in"
+    assert (rows["wordcount"]["claim"], rows["analyze"]["claim"]) == ("result", "lease")
     (folder / "services.toml").write_text(
         (folder / "services.toml").read_text().replace("services.wordcount", "services.noop")
     )

@@ -41,9 +41,15 @@ def request(service: str, **spec: object) -> str:
     return render_xml(JobSpec(service=service, **spec)).decode()  # type: ignore[arg-type]
 
 
+# Response queue URL -> the responses read from it, by their request's message id.
+_READ: dict[str, dict[str, str]] = {}
+
+
 def answer(lab: Lab, message_id: str, wait_s: float = 60) -> etree._Element:
-    """The response to ``message_id`` from the response queue, as a parsed document."""
-    found: dict[str, str] = {}
+    """The response to ``message_id`` from the response queue, as a parsed document. Every
+    response read is kept: a worker runs several jobs at once, so responses arrive in any order,
+    and one read (and deleted) while waiting for another is still found when asked for."""
+    found = _READ.setdefault(lab.env.response_queue_url, {})
 
     def arrived() -> bool:
         reply = lab.clients.sqs.receive_message(

@@ -40,7 +40,9 @@ def in_pty(
     """Run ``argv`` with a pseudo-terminal as stdin/stdout/stderr; its exit code and output.
     ``interrupt_when(output so far)`` true: send SIGINT (as Ctrl-C would)."""
     pid, fd = pty.fork()
-    if pid == 0:  # the child: become the command
+    if pid == 0:  # the child: become the command, Ctrl-C acting as on a terminal (a shell
+        # starts background jobs with SIGINT ignored, and an exec keeps that)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(argv[0], argv, env | {"TERM": "xterm-256color", "COLUMNS": "160"})
     chunks: list[bytes] = []
     began = time.monotonic()
@@ -63,9 +65,22 @@ def in_pty(
         else:
             os.kill(pid, signal.SIGKILL)
     finally:
-        _, status = os.waitpid(pid, 0)
+        status = _reap(pid)
         os.close(fd)
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+
+
+def _reap(pid: int, grace_s: float = 10.0) -> int:
+    """The child's wait status, killed if it has not ended within ``grace_s`` (when the test is
+    cut short, nothing reads its terminal any more and it would block writing to it forever)."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
 
 
 def piped(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -456,9 +456,10 @@ def test_provision_deploy_submit_then_teardown_leaves_nothing(aws: Aws, tmp_path
     assert again.returncode == 0 and "nothing of the fleet's was found" in again.stdout
 
 
-def run_worker(aws: Aws, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """One worker with exactly the user-data's configuration (moto's keys stand in for the
-    instance role; FLEETLAB_ENDPOINT_URL is in the user-data only because AWS_ENDPOINT_URL is)."""
+def instance_env(aws: Aws, work: Path, owner: str) -> dict[str, str]:
+    """Exactly the user-data's configuration, for a process run here as on an instance (moto's
+    keys stand in for the instance role; FLEETLAB_ENDPOINT_URL is in the user-data only because
+    AWS_ENDPOINT_URL is)."""
     data = aws.ec2.describe_launch_template_versions(
         LaunchTemplateName="fleetlab-aws", Versions=["$Default"]
     )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
@@ -469,13 +470,17 @@ def run_worker(aws: Aws, tmp_path: Path) -> subprocess.Popen[bytes]:
             name, _, value = line.removeprefix("export ").partition("=")
             config[name] = value.strip("'")
     assert config["FLEETLAB_ENV"] == "aws"
-    work = tmp_path / "worker"
-    env = clean_env() | config | {
-        "FLEETLAB_WORKER_ID": "here-1", "FLEETLAB_WORK_DIR": str(work),
+    return clean_env() | config | {
+        "FLEETLAB_WORKER_ID": owner, "FLEETLAB_WORK_DIR": str(work),
         "FLEETLAB_WAIT_TIME": "1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_REGION": REGION,  # on an instance the boot script exports it from its metadata
     }  # fmt: skip
+
+
+def run_worker(aws: Aws, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """One worker with exactly the user-data's configuration."""
+    env = instance_env(aws, tmp_path / "worker", "here-1")
     with (tmp_path / "worker.out").open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -489,15 +494,49 @@ def test_a_spot_fleet_is_planned_and_provisioned_with_what_spot_needs(aws: Aws) 
     )
     assert planned.returncode == 0, planned.stderr
     assert "spot: the scaler launches 50 % of the fleet as spot" in planned.stdout
+    assert "create  capacity          1..4 of c7i.large, 50 % spot" in planned.stdout
     refused = aws.lab("provision", "--dry-run", "--spot-fraction", "1.5")
     assert refused.returncode != 0
     aws.provision("--spot-fraction", "0.5")
-    data = aws.ec2.describe_launch_template_versions(
-        LaunchTemplateName="fleetlab-aws", Versions=["$Default"]
-    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
-    assert "export FLEETLAB_SPOT_FRACTION=0.5\n" in base64.b64decode(data["UserData"]).decode()
+    # The share is the scaler's setting, beside min and max, where a deploy leaves it.
+    assert scaler_config(aws)["spot_fraction"] == 0.5
+    again = aws.lab("provision", "--dry-run", "--image-parameter", AL2023, "--spot-fraction", "0.5")
+    assert "exists  capacity" in again.stdout, again.stdout
+    changed = aws.lab("provision", "--dry-run", "--image-parameter", AL2023)
+    assert "change  capacity          1..4 of c7i.large (spot)" in changed.stdout, changed.stdout
     document = aws.iam.get_role_policy(
         RoleName="fleetlab-aws-instance", PolicyName="fleetlab-aws-instance"
     )["PolicyDocument"]
     sids = [s["Sid"] for s in document["Statement"]]
     assert sids[-2:] == ["LaunchSpot", "SpotServiceRole"]
+
+
+def scaler_config(aws: Aws) -> dict[str, Any]:
+    body = aws.s3.get_object(Bucket=BUCKET, Key=layout.SCALER_CONFIG)["Body"]
+    try:
+        return dict(json.loads(body.read()))
+    finally:
+        body.close()
+
+
+def test_a_deploy_keeps_the_spot_share_the_scaler_launches_by(aws: Aws, tmp_path: Path) -> None:
+    aws.provision("--min", "0", "--max", "4", "--spot-fraction", "0.5")
+    deployed = aws.lab("deploy")  # renders the template's user-data again
+    assert deployed.returncode == 0, deployed.stderr
+    assert scaler_config(aws)["spot_fraction"] == 0.5
+    queue = aws.queue_url("fleetlab-aws-requests")
+    for k in range(7):  # a backlog the scaler launches 3 for (180 s jobs, 900 s target)
+        aws.sqs.send_message(QueueUrl=queue, MessageBody=f"<backlog {k}/>")
+    # One tick of the scaler as an instance runs it: exactly the deployed user-data's settings.
+    env = instance_env(aws, tmp_path / "scaler", "here-scaler")
+    done = subprocess.run([sys.executable, "-m", "worker.scaler", "--once"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    decision = json.loads(done.stdout.strip().splitlines()[-1])["decision"]
+    assert decision["launch"] == 3, decision
+    launched = [
+        i.get("InstanceLifecycle", "on-demand")
+        for r in aws.ec2.describe_instances()["Reservations"]
+        for i in r["Instances"]
+    ]
+    assert sorted(launched) == ["on-demand", "on-demand", "spot"]  # 3 x 0.5, rounded down

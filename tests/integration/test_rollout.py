@@ -57,3 +57,14 @@ def test_rollout_moves_every_instance_loses_nothing_and_rolls_back_a_bad_bundle(
 
     wait_until(collect, 120, "every request answered")
     assert all(answered[i]["status"] == "success" for i in ids)
+
+    # No live body to roll (both crashed): the instances that run in the next seconds are the
+    # canary; none serves the broken code, so it does not stay current for the scaler's
+    # replacements to boot.
+    for instance in up.live():
+        assert up.lab("instance", "crash", instance["id"]).returncode == 0
+    unseen = up.lab("deploy", "--rollout", "--broken", "--boot-timeout", "15", timeout=400)
+    assert unseen.returncode == 1, unseen.stdout + unseen.stderr
+    assert "no live instance to roll" in unseen.stdout
+    assert f"rolled back: current is {second.group(1)} again" in unseen.stderr
+    assert "terminated 2 silent since the deploy" in unseen.stderr

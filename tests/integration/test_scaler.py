@@ -1,18 +1,29 @@
 """The scaler on real instances (on the emulator, process bodies): grow for a burst, drain back to
-min, and a new leader when the leader's instance dies."""
+min, and a new leader when the leader's instance dies; and, with no bodies at all, a new leader
+that still knows the spot interruptions the old one saw."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Up, cli_env, wait_until
+from conftest import REPO, Emulator, Lab
+from support import Up, clean_env, cli_env, wait_until
 
 from lab.client.submit import JobSpec, build_xml, send
+from lab.ec2 import instances
 from lab.runtime.resources import LabEnv, clients_for
+from worker.scaler import ec2
+from worker.state.layout import status_key
+from worker.state.status import Status
+from worker.state.store import S3JsonStore
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +173,57 @@ def test_lab_scaler_run_outside_the_fleet_scales_up_from_zero(lab_up: Callable[.
     assert grown["launch"] >= 1 and "backlog 3" in grown["reason"]
     launched = [i for i in up.status()["instances"] if i["ec2_state"] in ("pending", "running")]
     assert len(launched) == grown["launch"]
+
+
+def scaler_once(lab: Lab, fleet: str, owner: str, work: Path) -> dict[str, Any]:
+    """One tick of ``python -m worker.scaler`` as ``owner`` (a process of its own, so nothing
+    of another tick's memory); its decision."""
+    env = clean_env() | lab.env.worker_env() | {
+        "FLEETLAB_FLEET": fleet, "FLEETLAB_WORKER_ID": owner,
+        "FLEETLAB_WORK_DIR": str(work / owner), "FLEETLAB_LOG_FLUSH": "0.2",
+    }  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "worker.scaler", "--once"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shown["leader"], done.stdout + done.stderr
+    return dict(shown["decision"])
+
+
+def test_a_new_leader_still_falls_back_to_on_demand_after_the_old_ones_interruptions(
+    make_lab: Callable[..., Lab], emulator: Emulator, tmp_path: Path
+) -> None:
+    lab = make_lab()
+    fleet = f"spot-{uuid.uuid4().hex[:8]}"  # no other test's instances in its view
+    store = S3JsonStore(lab.clients.s3, lab.env.bucket)
+    instances.ensure_template(lab.clients.ec2, fleet, "#!/bin/sh\n")
+    lab.home.mkdir(parents=True, exist_ok=True)
+    lab.env.save(lab.home)
+    user = Up(lab.home, cli_env(lab.home, emulator.port), "process")
+    bad = user.lab("scaler", "config", "--spot-fraction", "1.5")
+    assert bad.returncode == 1 and "spot_fraction must be between 0 and 1" in bad.stderr
+    done = user.lab("scaler", "config", "--min", "1", "--max", "3", "--spot-fraction", "1",
+                    "--spot-fallback-after", "2", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["spot_fraction"], shown["spot_fallback_after"]) == (1.0, 2)
+
+    def markets() -> dict[str, str]:
+        return {i.id: i.market for i in ec2.fleet(lab.clients.ec2, fleet)}
+
+    def under_notice(instance_id: str) -> None:  # what its worker writes on the notice
+        now = time.time()
+        doc = Status(instance_id, "busy", now, interruption_at=now + 60).to_doc()
+        store.put(status_key(instance_id), doc)
+
+    [first] = ec2.launch(lab.clients.ec2, fleet, 1, spot=True)
+    under_notice(first)
+    assert scaler_once(lab, fleet, "scaler-a", tmp_path)["launch"] == 1  # its replacement
+    [second] = set(markets()) - {first}
+    assert markets()[second] == "spot"  # one interruption: spot yet
+    ec2.terminate(lab.clients.ec2, [first])  # reclaimed
+    under_notice(second)
+    # Another scaler leads now; it never saw the first interruption, the shared count did.
+    assert scaler_once(lab, fleet, "scaler-b", tmp_path)["launch"] == 1
+    [third] = set(markets()) - {first, second}
+    assert markets()[third] == "on-demand"  # two interruptions within the hour: fallback

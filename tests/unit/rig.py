@@ -38,6 +38,21 @@ kind = "pattern"
 pattern = "[a-z]{1,10}"
 arg = ["{value}"]
 
+[services.say]
+command = ["/bin/echo", "said", "{params}"]
+input = false
+timeout_seconds = 5
+claim = "result"
+[services.say.parameters.word]
+kind = "pattern"
+pattern = "[a-z]{1,10}"
+arg = ["{value}"]
+
+[services.crash-result]
+command = ["/bin/sh", "-c", "kill -ABRT $$"]
+input = false
+claim = "result"
+
 [services.cat]
 command = ["/bin/cat", "{input}"]
 input = true
@@ -102,17 +117,19 @@ class Rig:
         hold_s: float = 1.0,
         heartbeat_s: float = 10.0,
         store: DictStore | None = None,
+        concurrency: int = 1,
+        services_extra: str = "",
     ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         services = tmp_path / "services.toml"
-        services.write_text(SERVICES)
+        services.write_text(SERVICES + services_extra)
         self.config = WorkerConfig(
             aws=AwsTarget(), request_queue_url="q", response_queue_url="r", bucket="b",
             log_group="g", worker_id="w1", work_dir=tmp_path / "work", services_file=services,
             limits=Limits(max_request_bytes=2048, fetch_timeout_s=2, callback_timeout_s=2),
             retry=Retry(attempts=2, base_s=0, cap_s=0), url_policy=UrlPolicy(allow_loopback=True),
             wait_time_s=0, visibility_timeout_s=visibility_s, heartbeat_interval_s=heartbeat_s,
-            hold_s=hold_s, max_receive_count=max_receive_count,
+            hold_s=hold_s, max_receive_count=max_receive_count, concurrency=concurrency,
         )  # fmt: skip
         self.queue = MemoryQueue(max_receive_count)
         self.store = store if store is not None else DictStore()

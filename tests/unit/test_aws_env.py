@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.runtime import environment
 from lab.runtime.resources import LAB_CREDENTIALS, LabEnv, lab_clients
 from lab.runtime.settings import AWS_BOOT_PACKAGES, load_settings
 from lab.runtime.stack import instance_config
@@ -40,6 +41,17 @@ def test_aws_workers_and_instances_get_no_keys_and_no_endpoint(tmp_path: Path) -
         and config["FLEETLAB_BOOT_PACKAGES"] == "python3-venv sox imagemagick age"
     )
     assert lab_env("local", "http://127.0.0.1:5000").worker_env()["AWS_ACCESS_KEY_ID"] == "test"
+
+
+def test_only_a_lab_on_an_emulator_routes_its_instances_through_the_latency_proxy(
+    tmp_path: Path,
+) -> None:
+    environment.remember(tmp_path, "latency", "aws")
+    home = {"FLEETLAB_LAB_HOME": str(tmp_path)}
+    local = instance_config(load_settings(home, "local"), lab_env("local", "http://127.0.0.1:5000"))
+    assert local["FLEETLAB_ENDPOINT_URL"] == "http://127.0.0.1:5001"
+    aws = instance_config(load_settings(home, "aws"), lab_env("aws", None))
+    assert "FLEETLAB_ENDPOINT_URL" not in aws
 
 
 def test_aws_clients_take_the_credentials_chain(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -121,6 +121,33 @@ def test_backlog_launches_for_the_arrival_rate_and_the_slo() -> None:
     assert 22 <= decisions[-1].desired <= 26
 
 
+def test_an_instance_running_four_jobs_at_once_counts_as_four_servers() -> None:
+    # The same demand as above, on workers that say they run 4 jobs at once: 22 servers are
+    # 6 instances (21 busy slots: 6 instances, each with its 4 jobs in flight).
+    members = tuple(replace(m, slots=4) for m in up(6, 0, "busy"))
+    ticks = [
+        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 1200, 30)
+    ]
+    decisions = run(ticks, replace(CONFIG, max_instances=100))
+    assert 6 <= decisions[-1].desired <= 7
+    assert "4 jobs at once each" in decisions[-1].reason
+    one_at_a_time = run(
+        [(t, observed(at(up(6, 0, "busy"), t), visible=t // 60, in_flight=21)) for t, _ in ticks],
+        replace(CONFIG, max_instances=100),
+    )
+    assert one_at_a_time[-1].desired >= 22
+
+
+def test_servers_per_instance_are_the_median_said_and_remembered_while_none_serves() -> None:
+    mixed = tuple(replace(m, slots=k) for m, k in zip(up(3, 0, "busy"), (1, 4, 8), strict=True))
+    first = decide(observed(mixed, in_flight=3), CONFIG, Memory(), 0)
+    assert first.memory.slots == 4
+    booting = (Member("b-1", launched_at=0),)  # no status yet: says nothing
+    second = decide(observed(booting, visible=40), CONFIG, first.memory, 30)
+    assert second.memory.slots == 4
+    assert decide(observed(booting, visible=40), CONFIG, Memory(), 30).memory.slots == 1
+
+
 def test_booting_instances_count_as_coming_capacity() -> None:
     members = up(1, 0, "busy")
     first = decide(observed(members, visible=30, in_flight=1), CONFIG, Memory(), 0)

@@ -24,6 +24,11 @@ def ran(request_id: str, end: float, seconds: float, worker: str = "i-1") -> Lin
                 at_ms=round(end * 1000))  # fmt: skip
 
 
+def delivered(request_id: str, at: float, worker: str = "i-1") -> Line:
+    return Line(worker, f"m-{request_id}", request_id, "delivered", "ok", "",
+                at_ms=round(at * 1000))  # fmt: skip
+
+
 def line(
     event: str, request_id: str, worker: str = "i-1", detail: str = "", message: str = ""
 ) -> Line:
@@ -62,15 +67,23 @@ def test_a_run_after_a_finished_one_is_a_duplicate_effect() -> None:
         queue=[answer("a"), answer("b")],
         activity=[
             ran("a", T0 + 1, 0.5),
+            delivered("a", T0 + 1.1),
             ran("a", T0 + 3, 0.5),  # began at T0 + 2.5, after the first ended at T0 + 1
+            delivered("a", T0 + 3.1),
             ran("b", T0 + 1.0, 0.8),
-            ran("b", T0 + 1.2, 0.8),  # overlapping deliveries of a short job: allowed
+            ran("b", T0 + 1.2, 0.8, worker="i-2"),  # overlapping deliveries: allowed
+            delivered("b", T0 + 1.1),
+            delivered("b", T0 + 1.3, worker="i-2"),
         ],
     )
     verdict = check(evidence, sent("a", "b"), Context())
     assert verdict.classes == {"a": "duplicate_effects", "b": "answered"}
     assert verdict.counts["duplicate_effects"] == 1
-    assert not rule(verdict.rules, "no duplicate effect").passed  # type: ignore[attr-defined]
+    found = rule(verdict.rules, "no duplicate effect")
+    assert not found.passed  # type: ignore[attr-defined]
+    # The detail is the evidence: both runs of "a", where and when, and one result published.
+    assert found.detail.startswith("1: a (2 run(s): i-1 m-a ended ")  # type: ignore[attr-defined]
+    assert found.detail.endswith("after 0.500 s; 1 different result(s))")  # type: ignore[attr-defined]
     assert not verdict.passed
 
 
@@ -119,12 +132,91 @@ def test_fencing_keys_a_body_without_request_id_by_its_message_id() -> None:
                     "no result published by a lost claim").passed  # type: ignore[attr-defined]  # fmt: skip
 
 
-def test_a_dead_letter_without_a_logged_reason_breaks_its_rule() -> None:
-    evidence = Evidence(dead_letters={"d1": "a", "d2": "b"}, activity=[line("dead-letter", "a")])
+def test_a_dead_letter_without_a_logged_reason_breaks_its_rule_and_tells_its_story() -> None:
+    activity = [
+        line("dead-letter", "a"),
+        line("received", "-", worker="i-7", detail="receive #6", message="m-b"),
+        line("claimed", "b", worker="i-7"),
+    ]
+    evidence = Evidence(dead_letters={"d1": "a", "d2": "b"}, activity=activity)
     found = rule(
         check(evidence, sent("a", "b"), Context()).rules, "every dead letter has a logged reason"
     )
-    assert not found.passed and "b" in found.detail  # type: ignore[attr-defined]
+    assert not found.passed  # type: ignore[attr-defined]
+    assert found.detail.startswith("no reason for b; b: ")  # type: ignore[attr-defined]
+    # "received" lines know only the message: they are part of the story all the same
+    assert "i-7 received receive #6 | " in found.detail  # type: ignore[attr-defined]
+    assert found.detail.endswith("i-7 claimed")  # type: ignore[attr-defined]
+
+
+def published(request_id: str, at: float, worker: str = "i-1") -> Line:
+    return Line(worker, f"m-{request_id}", request_id, "published", "ok", "",
+                at_ms=round(at * 1000))  # fmt: skip
+
+
+def test_result_mode_counts_only_a_run_begun_after_the_publication() -> None:
+    evidence = Evidence(
+        queue=[answer("a"), answer("a"), answer("b"), answer("c"), answer("d"), answer("d", "x")],
+        activity=[
+            # a: two overlapping runs, one published, both answered alike: no effect.
+            ran("a", T0 + 1.0, 0.8), ran("a", T0 + 1.5, 0.8, worker="i-2"), published("a", T0 + 1.1),
+            # b: the first run's publication failed, a later run published: no effect either.
+            ran("b", T0 + 1, 0.5), ran("b", T0 + 5, 0.5), published("b", T0 + 5.1),
+            # c: a run begun after the result was published: a duplicate effect.
+            ran("c", T0 + 1, 0.5), published("c", T0 + 1.1), ran("c", T0 + 1.6, 0.2),
+            # d: overlapping, but two different results delivered: a duplicate effect.
+            ran("d", T0 + 1, 0.5), ran("d", T0 + 1.2, 0.5), published("d", T0 + 1.1),
+        ],
+    )  # fmt: skip
+    classes = classify(evidence, sent("a", "b", "c", "d"))
+    assert classes == {
+        "a": "answered",
+        "b": "answered",
+        "c": "duplicate_effects",
+        "d": "duplicate_effects",
+    }
+    # Without its "published" line, b is held to the lease rule: ran again after a finished run.
+    lease = Evidence(
+        queue=[answer("b")],
+        activity=[ran("b", T0 + 1, 0.5), delivered("b", T0 + 1.1), ran("b", T0 + 5, 0.5)],
+    )
+    assert classify(lease, sent("b")) == {"b": "duplicate_effects"}
+
+
+def test_a_lease_run_cut_off_before_its_result_was_published_had_no_effect() -> None:
+    # Found by the soak: the body crashed 0.1 s after its binary ended, before the fenced finish;
+    # the message came back and the taker ran it again. One effect: the taker's.
+    taker = {"owner": "i-2", "state": "done", "token": 2, "message_id": "m-a", "response": "r"}
+
+    def crash_then_takeover(finished_claim: dict[str, object]) -> Evidence:
+        return Evidence(
+            queue=[answer("a")],
+            activity=[
+                ran("a", T0 + 1, 0.5),
+                ran("a", T0 + 9, 0.5, worker="i-2"),
+                delivered("a", T0 + 9.1, worker="i-2"),
+            ],
+            claims={claim_path(claim_key("", "a")): finished_claim},
+        )
+
+    assert classify(crash_then_takeover(taker), sent("a")) == {"a": "answered"}
+    # The finisher's run counts even when it crashed before delivering: a run after it did not
+    # have to be (the stored response is re-sent without one).
+    finished = crash_then_takeover(taker | {"owner": "i-1", "token": 1})
+    assert classify(finished, sent("a")) == {"a": "duplicate_effects"}
+
+
+def test_scale_in_that_kills_a_result_mode_job_is_caught() -> None:
+    activity = [
+        line("received", "a", worker="i-9", message="m1"),  # result mode: no claim line
+        line("terminated", "-", worker="i-1-scaler", detail="i-9: drained and stopped"),
+    ]
+    found = rule(check(Evidence(activity=activity), [], Context()).rules,
+                 "scale-in never kills a running job")  # fmt: skip
+    assert not found.passed and "m1 on i-9" in found.detail  # type: ignore[attr-defined]
+    ended = [*activity, line("busy", "a", worker="i-9", message="m1")]
+    assert rule(check(Evidence(activity=ended), [], Context()).rules,
+                "scale-in never kills a running job").passed  # type: ignore[attr-defined]  # fmt: skip
 
 
 def test_scale_in_that_kills_a_claimed_job_is_caught() -> None:
@@ -177,3 +269,60 @@ def test_copies_rejected_under_their_own_message_ids_are_no_duplicate_effect() -
         queue=[rejected("m-1", "PARAMETER_REJECTED"), rejected("m-2", "BINARY_FAILED")]
     )
     assert classify(different, sent("bad")) == {"bad": "duplicate_effects"}
+
+
+def test_an_instance_reclaimed_after_a_spot_notice_is_no_scale_in() -> None:
+    # i-7 got a notice: it handed one job back and was reclaimed by EC2 in the middle of
+    # another; the scaler never terminated it (no "drained and stopped" line), so the scale-in
+    # rule has nothing to say about it. i-9 was drained by scale-in and ended its job.
+    activity = [
+        line("claimed", "a", worker="i-7", message="m1"),
+        line("released", "a", worker="i-7", message="m1"),
+        line("claimed", "b", worker="i-7", message="m2"),  # cut off by the reclaim
+        line("claimed", "c", worker="i-9", message="m3"),
+        line("ran", "c", worker="i-9", message="m3"),
+        line("terminated", "-", worker="i-1-scaler", detail="i-9: drained and stopped"),
+    ]
+    found = rule(check(Evidence(activity=activity), [], Context()).rules,
+                 "scale-in never kills a running job")  # fmt: skip
+    assert found.passed and found.detail == "1 drained instance(s)"  # type: ignore[attr-defined]
+
+
+def test_a_dead_letter_spent_by_the_nemesis_own_receive_is_explained_by_it() -> None:
+    # The nemesis took b on its last receive: no worker saw it, the fault's line is the reason.
+    evidence = Evidence(dead_letters={"d1": "a", "d2": "b"}, activity=[line("dead-letter", "a")])
+    found = rule(
+        check(evidence, sent("a", "b"), Context(spent=frozenset({"b"}))).rules,
+        "every dead letter has a logged reason",
+    )
+    assert found.passed and "1 spent by the nemesis" in found.detail  # type: ignore[attr-defined]
+    # ...and only those: a spent request does not excuse another one.
+    evidence.dead_letters["d3"] = "c"
+    found = rule(
+        check(evidence, sent("a", "b", "c"), Context(spent=frozenset({"b"}))).rules,
+        "every dead letter has a logged reason",
+    )
+    assert not found.passed and found.detail == "no reason for c; c: not in the activity log"  # type: ignore[attr-defined]
+
+
+def test_a_dead_letter_whose_holder_died_on_its_last_receive_is_explained_by_it() -> None:
+    # Found by the soak on LocalStack: a poison's sixth and last receive was taken by an
+    # instance the nemesis crashed before its turn came. The worker says a last receive as it
+    # takes it; a holder that logs no decision on it after that died holding it.
+    held = line("last-receive", "-", worker="i-3", detail="receive #6: held here", message="m-b")
+    evidence = Evidence(dead_letters={"m-b": "b"}, activity=[held])
+    found = rule(
+        check(evidence, sent("b"), Context()).rules, "every dead letter has a logged reason"
+    )
+    assert found.passed  # type: ignore[attr-defined]
+    # A holder that lived and decided it (a retry on its last receive) owed a "dead-letter" line.
+    decided = line("retry", "b", worker="i-3", message="m-b")
+    evidence = Evidence(dead_letters={"m-b": "b"}, activity=[held, decided])
+    found = rule(
+        check(evidence, sent("b"), Context()).rules, "every dead letter has a logged reason"
+    )
+    assert not found.passed  # type: ignore[attr-defined]
+    # Another worker's decision says nothing of this holder.
+    other = line("retry", "b", worker="i-4", message="m-b")
+    evidence = Evidence(dead_letters={"m-b": "b"}, activity=[held, other])
+    assert not evidence.unexplained_dead_letters()

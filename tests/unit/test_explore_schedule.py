@@ -84,3 +84,34 @@ def test_shrink_stops_at_its_budget() -> None:
     small = shrink(schedule, lambda s: calls.append(s) is None, trials=5)
     assert len(calls) == 5
     assert 0 < len(small.faults) < 64
+
+
+def test_spot_interruptions_are_drawn_from_the_seed_and_ask_for_a_spot_fleet() -> None:
+    assert "spot-interruption" in {k.name for k in nemesis.kinds(None)}  # a default kind
+    options = Options(seed=4, jobs=40, duration_s=60, faults=("spot-interruption",), intensity=20)
+    schedule = draw(options)
+    assert schedule == draw(options) and schedule.faults
+    assert schedule.spot and not schedule.proxy
+    for fault in schedule.faults:
+        assert (fault.kind, fault.target) == ("spot-interruption", "spot")
+        notice = fault.params["notice_s"]
+        assert 10 <= notice <= 20 and fault.duration == round(
+            notice + 2, 2
+        )  # ends past the reclaim
+    assert not draw(Options(seed=4, jobs=40, faults=("crash",), intensity=20)).spot
+    mixed = draw(Options(seed=9, jobs=300, intensity=30))
+    assert mixed.spot == any(f.kind == "spot-interruption" for f in mixed.faults)
+
+
+def test_a_spot_schedule_replays_and_shrinks_as_data(tmp_path: Path) -> None:
+    schedule = draw(Options(seed=4, jobs=20, duration_s=30, faults=("spot-interruption", "crash"),
+                            intensity=30))  # fmt: skip
+    assert {f.kind for f in schedule.faults} == {"spot-interruption", "crash"}
+    schedule.save(tmp_path / "s.json")
+    assert Schedule.load(tmp_path / "s.json") == schedule
+    # Shrinking drops faults, not the lab they ran on: a replay of a cut keeps the spot fleet.
+    cut = schedule.with_faults([f for f in schedule.faults if f.kind == "crash"])
+    assert cut.spot and not any(f.kind == "spot-interruption" for f in cut.faults)
+    old = schedule.to_doc()
+    del old["spot"]  # a schedule saved before the kind existed
+    assert not Schedule.from_doc(old).spot

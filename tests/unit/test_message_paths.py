@@ -131,8 +131,11 @@ def test_a_busy_claim_comes_back_once_the_lease_ends(rig: Rig) -> None:
     assert rig.queue.visible() == [outcome.message_id]
 
 
-def test_a_duplicate_gets_the_stored_response_byte_for_byte_and_never_runs(rig: Rig) -> None:
-    body = request(request_id="dup-1")
+@pytest.mark.parametrize("service", ["echo", "say"])  # lease mode, result mode
+def test_a_duplicate_gets_the_stored_response_byte_for_byte_and_never_runs(
+    rig: Rig, service: str
+) -> None:
+    body = request(service, request_id="dup-1")
     first = rig.process(body)
     second = rig.process(body)
     assert (second.kind, second.action) == ("redelivered", DELETE)

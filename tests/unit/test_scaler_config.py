@@ -33,6 +33,12 @@ def test_a_document_becomes_the_policy_settings() -> None:
         ({"slo_p95_s": "900"}, "slo_p95_s must be a number"),
         ({"min_instances": 5, "max_instances": 2}, "min (5) <= max (2)"),
         ({"stale_after_s": 0}, "stale_after_s must be positive"),
+        ({"spot_fraction": 1.5}, "spot_fraction must be between 0 and 1"),
+        ({"spot_fraction": -0.1}, "spot_fraction must be between 0 and 1"),
+        ({"spot_fraction": "half"}, "spot_fraction must be a number"),
+        ({"spot_fallback_after": 1.5}, "spot_fallback_after must be an integer"),
+        ({"spot_fallback_after": -1}, "spot_fallback_after must not be negative"),
+        ({"spot_fallback_window_s": 0}, "spot_fallback_window_s must be positive"),
     ],
 )
 def test_a_bad_document_is_named_clearly(doc: dict[str, object], words: str) -> None:
@@ -46,10 +52,11 @@ def test_an_instance_without_status_is_booting() -> None:
     assert found.state == "booting" and found.heartbeat_at is None and found.launched_at == 10.0
 
 
-def test_an_instance_with_status_carries_state_heartbeat_and_drain() -> None:
-    doc = {"state": "busy", "heartbeat_at": 99.5, "drain_requested": {"token": 2}}
+def test_an_instance_with_status_carries_state_heartbeat_drain_and_slots() -> None:
+    doc = {"state": "busy", "heartbeat_at": 99.5, "drain_requested": {"token": 2}, "slots": 4}
     found = member(Instance("i-1", "running", "", "", 10.0), Status.from_doc(doc))
     assert (found.state, found.heartbeat_at, found.drain_requested) == ("busy", 99.5, True)
+    assert found.slots == 4
     odd = Status.from_doc({"state": "??", "heartbeat_at": "x"})
     odd = member(Instance("i-2", "running", "", "", 10.0), odd)
     assert odd.state == "busy" and odd.heartbeat_at is None

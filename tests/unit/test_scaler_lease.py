@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 from memstore import DictStore
+from scalers import close_all, scaler
 
-from worker.config import AwsTarget, ScalerSettings
-from worker.scaler.loop import Scaler
-from worker.state.activity import ActivityLog
 from worker.state.layout import SCALER_LEADER, claim_path
 
 
@@ -22,24 +20,10 @@ class Clock:
         return self.now
 
 
-_OPEN: list[ActivityLog] = []
-
-
 @pytest.fixture(autouse=True)
 def _close_logs() -> Iterator[None]:
     yield
-    while _OPEN:
-        _OPEN.pop().close()
-
-
-def scaler(store: DictStore, owner: str, clock: Clock, tmp_path: Path) -> Scaler:
-    settings = ScalerSettings(
-        aws=AwsTarget(), request_queue_url="q", bucket="b", log_group="g", fleet="local",
-        owner=owner, work_dir=tmp_path, interval_s=2.0, lease_s=10.0,
-    )  # fmt: skip
-    log = ActivityLog(owner, tmp_path / f"{owner}.log")
-    _OPEN.append(log)
-    return Scaler(settings, None, store, log, wall=clock, clock=clock)  # type: ignore[arg-type]
+    close_all()
 
 
 def test_one_leader_among_many(tmp_path: Path) -> None:

@@ -64,11 +64,11 @@ def test_a_job_that_would_not_finish_is_handed_back_with_its_claim_released(rig:
     result: list[Outcome] = []
     job = threading.Thread(target=lambda: result.append(rig.pipeline.process(message)))
     job.start()
-    while rig.inbox.running() is None:  # the job has its claim and runs
+    while not rig.inbox.running():  # the job has its claim and runs
         time.sleep(0.01)
-    started = rig.inbox.running().started  # type: ignore[union-attr]
+    started = rig.inbox.running()[0].started
     stats = Stats()
-    stats.durations.extend([20.0, 20.0])  # jobs take 20 s here; the instance goes in 10 s
+    stats.timed.extend([(20.0, "sleep")] * 2)  # jobs take 20 s here; the instance goes in 10 s
     assert abandon_if_late(rig.inbox, stats, remaining_s=10, now=started + 1, margin_s=2)
     job.join(10)
     [outcome] = result
@@ -92,10 +92,10 @@ def test_a_job_that_fits_before_the_reclaim_runs_on_and_is_answered(rig: Rig) ->
     result: list[Outcome] = []
     job = threading.Thread(target=lambda: result.append(rig.pipeline.process(message)))
     job.start()
-    while rig.inbox.running() is None:
+    while not rig.inbox.running():
         time.sleep(0.01)
-    started = rig.inbox.running().started  # type: ignore[union-attr]
-    stats.durations.extend([1.0, 1.0])
+    started = rig.inbox.running()[0].started
+    stats.timed.extend([(1.0, "sleep")] * 2)
     assert not abandon_if_late(rig.inbox, stats, remaining_s=10, now=started + 0.2, margin_s=2)
     job.join(10)
     assert result[0].kind == "delivered"
@@ -133,6 +133,20 @@ def test_an_instance_under_notice_is_replaced_at_once() -> None:
     decision = decide(seen, config, Memory(), now)
     assert decision.launch == 1  # its replacement, before EC2 reclaims it
     assert "i-b" not in decision.drain + decision.terminate + decision.replace
+
+
+def test_an_instance_under_notice_is_left_to_ec2_even_once_drained_and_stopped() -> None:
+    # The scaler terminates as "drained and stopped" only what scale-in drained; an instance
+    # under notice is EC2's to reclaim, so the explorer's scale-in rule never counts it.
+    config = ScalerConfig(min_instances=1, max_instances=4, stale_after_s=60)
+    now = 1000.0
+    steady = Member("i-a", now - 3600, "idle", heartbeat_at=now)
+    leaving = Member("i-b", now - 3600, "stopped", heartbeat_at=now - 300,
+                     drain_requested=True, interrupted=True)  # fmt: skip
+    decision = decide(Observed(0, 0, 0, (steady, leaving)), config, Memory(), now)
+    assert "i-b" not in decision.drain + decision.terminate + decision.replace
+    drained = Member("i-b", now - 3600, "stopped", heartbeat_at=now, drain_requested=True)
+    assert decide(Observed(0, 0, 0, (steady, drained)), config, Memory(), now).terminate == ("i-b",)
 
 
 def test_spot_launches_keep_the_fraction_over_an_on_demand_base() -> None:

@@ -107,6 +107,13 @@ def test_job_durations_reach_the_status_document() -> None:
     assert found is not None and found.doc["job_seconds"] == [2.5, 0.5]
 
 
+def test_the_jobs_a_worker_runs_at_once_reach_the_status_document() -> None:
+    store = DictStore()
+    StatusReporter(store, "i-1", Inbox(), Stats(), dict, 5.0, slots=lambda: 4).write("busy")
+    found = store.read("status/i-1.json")
+    assert found is not None and found.doc["slots"] == 4
+
+
 def test_the_status_document_round_trips_through_its_dataclass() -> None:
     status = Status(
         worker_id="i-1",
@@ -119,6 +126,7 @@ def test_the_status_document_round_trips_through_its_dataclass() -> None:
         api_calls=9,
         api_calls_by_operation={"ReceiveMessage": 9},
         job_seconds=(1.0, 2.0),
+        slots=4,
         code_version="v1",
         drain_requested=DrainRequest(at=1.0, by="i-2", token=4),
         extra={"someone_else": "kept"},
@@ -135,5 +143,6 @@ def test_a_broken_status_document_reads_as_unknown_not_as_an_error() -> None:
     )
     assert (odd.worker_id, odd.state, odd.heartbeat_at) == ("i-9", "3", None)
     assert (odd.jobs_done, odd.job_seconds, odd.pid, odd.serving) == (0, (), None, False)
+    assert [Status.from_doc({"slots": bad}).slots for bad in (0, -3, "4", None)] == [1, 1, 1, 1]
     assert Status.from_doc({}, "i-9").heartbeat_at == 0.0  # never beat: long ago, so stale
     assert Status.from_doc({"drain_requested": True}).drain_requested is not None

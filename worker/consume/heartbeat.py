@@ -1,4 +1,4 @@
-"""The heartbeat: beside the running job, keep held messages invisible and the claim alive.
+"""The heartbeat: beside the running jobs, keep held messages invisible and the claims alive.
 
 It only extends visibility and renews the lease; it never deletes and never hands back (that is
 the settle step's, on the loop thread). Short jobs finish before the first beat, so they cost no
@@ -75,7 +75,8 @@ class Heartbeat:
                 _log.warning("heartbeat failed: %s", exc)
 
     def tick(self) -> None:
-        """One beat, when due: extend every held message and renew the claim (public for tests)."""
+        """One beat, when due: extend every held message and renew every running job's claim
+        (public for tests)."""
         now = self._clock()
         if now - self._last < self._beat.interval_s:
             return
@@ -86,8 +87,7 @@ class Heartbeat:
                 failed = self._queue.change_visibility([(m, self._beat.visibility_s) for m in held])
                 for message, why in failed.items():
                     _log.warning("could not extend %s: %s", message.message_id, why)
-        running = self._inbox.running()
-        lease = running.lease if running is not None else None
-        if lease is not None and not lease.renew(self._wall(), self._beat.visibility_s):
-            assert running is not None
-            self._on_event("lease-lost", running.message.message_id)
+        for running in self._inbox.running():
+            lease = running.lease
+            if lease is not None and not lease.renew(self._wall(), self._beat.visibility_s):
+                self._on_event("lease-lost", running.message.message_id)

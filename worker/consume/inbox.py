@@ -1,8 +1,8 @@
-"""The messages a worker holds: the one running, those waiting behind it, those decided.
+"""The messages a worker holds: those taken to run (some running), those waiting, those decided.
 
-Shared by the loop (which takes, decides and settles), the job thread (which marks the running
-job) and the heartbeat (which only reads what to keep invisible); every access goes through one
-lock.
+Shared by the loop (which takes, starts job threads and settles), the job threads (which mark
+their job running and decide its outcome) and the heartbeat (which only reads what to keep
+invisible); every access goes through one lock.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class Inbox:
         self._lock = threading.Lock()
         self._clock = clock
         self._waiting: deque[Message] = deque()
-        self._running: Running | None = None
+        self._taken: dict[str, Message] = {}  # by message id: taken to run, not yet decided
+        self._running: dict[str, Running] = {}  # by message id: those of them past their claim
         self._decided: list[Outcome] = []
         # Held across a batch of visibility changes or deletes (heartbeat and settle step), so
         # that an extension read before a hand-back can never land after it and undo it.
@@ -45,29 +46,42 @@ class Inbox:
         with self._lock:
             self._waiting.extend(messages)
 
-    def take(self) -> Message | None:
-        """Next message to process, or None."""
+    def take(self, fits: Callable[[Message], bool] = lambda _: True) -> Message | None:
+        """The first waiting message ``fits`` accepts, taken to run (held until decided); None
+        if there is none. Those it passes over keep their place."""
         with self._lock:
-            return self._waiting.popleft() if self._waiting else None
+            for message in self._waiting:
+                if fits(message):
+                    self._waiting.remove(message)
+                    self._taken[message.message_id] = message
+                    return message
+            return None
+
+    def waiting(self) -> int:
+        """How many messages wait to be taken."""
+        with self._lock:
+            return len(self._waiting)
 
     def start(self, message: Message, lease: Lease | None) -> None:
-        """Mark ``message`` as the running job."""
+        """Mark ``message``'s job as running (its run begins now)."""
         with self._lock:
-            self._running = Running(message, lease, self._clock())
+            self._running[message.message_id] = Running(message, lease, self._clock())
 
-    def stop(self) -> None:
-        """No job is running any more."""
+    def stop(self, message: Message) -> None:
+        """``message``'s job is no longer running."""
         with self._lock:
-            self._running = None
+            self._running.pop(message.message_id, None)
 
-    def running(self) -> Running | None:
-        """The running job, if any."""
+    def running(self) -> list[Running]:
+        """The running jobs, the longest-running first."""
         with self._lock:
-            return self._running
+            return sorted(self._running.values(), key=lambda r: r.started)
 
     def decide(self, outcome: Outcome) -> None:
         """``outcome`` is decided; the settle step applies it with the next batch."""
         with self._lock:
+            self._taken.pop(outcome.message_id, None)
+            self._running.pop(outcome.message_id, None)
             self._decided.append(outcome)
 
     def take_decided(self) -> list[Outcome]:
@@ -86,7 +100,7 @@ class Inbox:
     def held(self) -> list[Message]:
         """Every message whose visibility this worker must keep extending."""
         with self._lock:
-            current = [self._running.message] if self._running else []
+            taken = list(self._taken.values())
             # A message left to come back is no longer kept invisible.
             decided = [o.message for o in self._decided if not isinstance(o.action, Leave)]
-            return current + list(self._waiting) + decided
+            return taken + list(self._waiting) + decided

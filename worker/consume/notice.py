@@ -1,10 +1,10 @@
 """Spot notices: the worker watches its instance's metadata for an interruption notice (the
 instance is reclaimed at a stated time) and a rebalance recommendation (it is at raised risk).
 
-On an interruption the worker stops receiving, lets the running job finish if it fits before the
+On an interruption the worker stops receiving, lets each running job finish if it fits before the
 deadline, and hands back at once every message it will not finish — visibility 0, its claim
 released — so that another instance takes it over without waiting out a visibility timeout or a
-lease. Whether the running job fits is a pure rule of the times (``finishes_in_time``); the
+lease. Whether a running job fits is a pure rule of the times (``finishes_in_time``); the
 watcher only polls, cheaply (one GET every few seconds, the token cached), and reports.
 """
 
@@ -49,19 +49,22 @@ def finishes_in_time(
 
 def abandon_if_late(
     inbox: Inbox, stats: Stats, remaining_s: float, now: float, margin_s: float
-) -> bool:
-    """Under notice: abandon the running job (its binary stopped, the pipeline hands it back and
-    releases its claim) unless, by the recent mean job time, it ends in time. ``now`` is the
-    inbox's clock. Return True if it was abandoned."""
-    running = inbox.running()
-    if running is None or running.lease is None:
-        return False
+) -> int:
+    """Under notice: abandon each running job (its binary stopped, the pipeline hands it back
+    and releases its claim) unless, by the recent mean job time, it ends in time. A job without
+    a lease (result mode: short) is let finish. ``now`` is the inbox's clock. Return how many
+    were abandoned."""
     timed = stats.durations
     expected = sum(timed) / len(timed) if timed else None
-    if finishes_in_time(now - running.started, expected, remaining_s, margin_s):
-        return False
-    running.lease.abandon()
-    return True
+    abandoned = 0
+    for running in inbox.running():
+        if running.lease is None:
+            continue
+        if finishes_in_time(now - running.started, expected, remaining_s, margin_s):
+            continue
+        running.lease.abandon()
+        abandoned += 1
+    return abandoned
 
 
 def read(metadata: Metadata) -> Notice:

@@ -93,7 +93,14 @@ class Stats:
     outcomes: Counter[str] = field(default_factory=Counter)
     unsettled: Counter[str] = field(default_factory=Counter)  # action name -> times SQS refused
     last: Outcome | None = None
-    durations: deque[float] = field(default_factory=lambda: deque(maxlen=_TIMED))
+    # Recent jobs timed to an answer, each with its service: one append per job, so that the
+    # status thread reads them whole while the loop thread records.
+    timed: deque[tuple[float, str | None]] = field(default_factory=lambda: deque(maxlen=_TIMED))
+
+    @property
+    def durations(self) -> tuple[float, ...]:
+        """The recent timed jobs' durations, oldest first."""
+        return tuple(seconds for seconds, _ in tuple(self.timed))
 
     def record(self, outcome: Outcome, applied: bool = True) -> None:
         """Count one outcome (``applied``: SQS did its action); time those that ran to an answer."""
@@ -102,4 +109,4 @@ class Stats:
             self.unsettled[type(outcome.action).__name__] += 1
         self.last = outcome
         if outcome.kind in ("delivered", "error-delivered") and outcome.seconds > 0:
-            self.durations.append(round(outcome.seconds, 3))
+            self.timed.append((round(outcome.seconds, 3), outcome.service))

@@ -8,6 +8,7 @@ environment: no AWS credentials and nothing else of the worker's leaks into it.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 import threading
 from dataclasses import dataclass
@@ -78,12 +79,16 @@ def run_job(
         ran, service = verdict.ran, job.service
         name = "stderr" if service.output == "stderr" else "stdout"
         stream = ran.stderr if name == "stderr" else ran.stdout
-        files = [_store(ctx, job.output_path, job.key)] if service.output == "file" else []
+        # In result mode two runs of one request may overlap and only one response is published:
+        # each run stores its files under a folder of its own, so the loser's upload can never
+        # replace the file the winner's response names (age, for one, never encrypts alike twice).
+        run = secrets.token_hex(4) if service.claim == "result" else None
+        files = [_store(ctx, job.output_path, job.key, run)] if service.output == "file" else []
         limit = ctx.config.limits.max_output_bytes
         whole = None
         if len(stream) > limit:  # too long to go inline: stored whole, its head inline
             path = job.scratch / executor.STREAM_FILES[name]
-            whole = _store(ctx, path, job.key, name=f"{name}.txt", stream=name)
+            whole = _store(ctx, path, job.key, run, name=f"{name}.txt", stream=name)
             files.append(whole)
         return Answer(
             success(
@@ -137,7 +142,12 @@ def _download_s3(s3: S3Client, url: str, dest: Path, max_bytes: int) -> None:
 
 
 def _store(
-    ctx: JobContext, path: Path, key: str, name: str | None = None, stream: str | None = None
+    ctx: JobContext,
+    path: Path,
+    key: str,
+    run: str | None,
+    name: str | None = None,
+    stream: str | None = None,
 ) -> OutputFile:
     if not path.is_file():
         raise ExecutionError("the service produced no result file")
@@ -147,7 +157,7 @@ def _store(
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
-    object_key = result_key(key, name or path.name)
+    object_key = result_key(key, name or path.name, run)
     ctx.s3.upload_file(str(path), ctx.config.bucket, object_key)
     return OutputFile(
         url=f"s3://{ctx.config.bucket}/{object_key}",

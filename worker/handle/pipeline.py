@@ -1,13 +1,17 @@
-"""One message, start to end: validate → claim → run → fence → deliver, deciding one ``Outcome``.
+"""One message, start to end: validate → claim → run → fence → deliver, deciding one ``Outcome``
+(lease mode), or validate → run → publish → deliver (result mode).
 
 The pipeline decides and does no SQS I/O on the request message: its ``Outcome`` says what must
 happen to the message (delete, retry after N seconds, hand back now, leave it for the redrive
 policy), and the settle step (``worker.consume.settle``) does it and records it.
 
-Why this order: the claim comes before the run so a duplicate never runs twice; the response is
-recorded in the claim (a conditional write: the fence) before it is delivered, so a worker that
-lost its claim can publish nothing; the message is deleted only after delivery, so a crash at
-any point leaves it on the queue to come back.
+Why this order, in lease mode: the claim comes before the run so a duplicate never runs twice;
+the response is recorded in the claim (a conditional write: the fence) before it is delivered, so
+a worker that lost its claim can publish nothing. In result mode (short jobs whose only effect is
+their output) the run comes first and the response is published with one create-only write
+before it is delivered: of overlapping runs one write wins and every run delivers the winner's
+response. In both, the message is deleted only after delivery, so a crash at any point leaves it
+on the queue to come back.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from worker.consume.outcome import (
     RetryAfter,
 )
 from worker.consume.queue import Message
-from worker.errors import ClaimBusy, ClaimLost, DeliveryError, RequestError
+from worker.errors import ClaimBusy, ClaimLost, DeliveryError, RequestError, StoreError
 from worker.handle.deliver import Deliverer
 from worker.handle.ending import Failed, Fenced, Retry
 from worker.handle.job import Answer, JobContext, run_job
@@ -40,7 +44,7 @@ from worker.handle.response import error
 from worker.handle.services import Registry
 from worker.handle.validate import Job, Rejected, validate
 from worker.state.activity import ActivityLog, EventName
-from worker.state.claims import AlreadyDone, Claims
+from worker.state.claims import AlreadyDone, Claim, Claims, may_be_stored
 from worker.state.lease import Lease
 
 _MAX_VISIBILITY_S = 43_200  # SQS's limit on a visibility timeout
@@ -96,6 +100,8 @@ class Pipeline:
             about = _About(message, checked.service.name, checked.request.request_id, started)
             why = f"rebalance recommended: a job of up to {checked.service.timeout_s:g}s is left"
             return _outcome(about, "released", HAND_BACK, "released", "rebalance", why)
+        if checked.service.claim == "result":
+            return self.run_and_publish(message, checked, started)
         return self.claim_and_run(message, checked, started)
 
     def reject(self, message: Message, rejected: Rejected, started: float) -> Outcome:
@@ -118,11 +124,7 @@ class Pipeline:
         except ClaimBusy as exc:
             return self.busy(about, exc)
         if isinstance(got, AlreadyDone):
-            self.log.event(
-                "duplicate", detail=f"finished before by {got.claim.owner}", **about.ids()
-            )
-            body = (got.claim.response or "").encode()
-            return self.deliver(about, job.request.output, body, "redelivered")
+            return self.resend(about, job, got.claim, "finished before by")
         takeover = " (takeover)" if got.takeover else ""
         self.log.event("claimed", detail=f"token {got.claim.token}{takeover}", **about.ids())
         lease = Lease(self.claims, got.claim)
@@ -130,8 +132,60 @@ class Pipeline:
         try:
             verdict = self.run(about, job, lease.stop_job)
         finally:
-            self.inbox.stop()
+            self.inbox.stop(message)
         return self.conclude(about, job, lease, verdict)
+
+    def run_and_publish(self, message: Message, job: Job, started: float) -> Outcome:
+        """Result mode: re-send the stored response, or run and publish it with one create-only
+        write (lost: deliver the winner's instead). Nothing unpublished is ever delivered."""
+        about = _About(message, job.service.name, job.request.request_id, started)
+        if may_be_stored(job.request.request_id, message.receive_count):
+            ended = self.look_up(about, job)
+            if ended is not None:
+                return ended
+        self.inbox.start(message, None)  # no lease: the heartbeat only keeps it invisible
+        try:
+            verdict = self.run(about, job, threading.Event())  # nothing cancels it
+        finally:
+            self.inbox.stop(message)
+        if not isinstance(verdict, Answer):
+            return self.unanswered(about, verdict)
+        return self.publish(about, job, verdict)
+
+    def look_up(self, about: _About, job: Job) -> Outcome | None:
+        """Result mode, before the run: re-send a stored response; None: nothing stored, run."""
+        try:
+            found = self.claims.lookup(job.key)
+        except StoreError as exc:
+            return self.left(about, exc.code, f"{exc}; not run")
+        if found is None:
+            return None
+        if found.state == "done":
+            return self.resend(about, job, found, "finished before by")
+        # A lease claim (its service was in lease mode when it was claimed): answered under it.
+        return self.claim_and_run(about.message, job, about.started)
+
+    def publish(self, about: _About, job: Job, verdict: Answer) -> Outcome:
+        """Result mode, after the run: one create-only write, then deliver what it decided."""
+        body = verdict.response.to_xml()
+        try:
+            published = self.claims.publish(
+                job.key, about.message.message_id, body.decode(), self.wall()
+            )
+        except ClaimBusy as exc:
+            return self.busy(about, exc)
+        except StoreError as exc:  # left to come back: a later receive runs or re-sends it
+            return self.left(about, exc.code, f"result not published, so not delivered: {exc}")
+        if not published.ours:
+            return self.resend(about, job, published.claim, "published first by")
+        self.log.event("published", detail="create-only write won", **about.ids())
+        return self.deliver(about, job.request.output, body, _answered(verdict))
+
+    def resend(self, about: _About, job: Job, claim: Claim, how: str) -> Outcome:
+        """Deliver the response a finished claim stored, byte for byte, without running."""
+        self.log.event("duplicate", detail=f"{how} {claim.owner}", **about.ids())
+        body = (claim.response or "").encode()
+        return self.deliver(about, job.request.output, body, "redelivered")
 
     def conclude(
         self, about: _About, job: Job, lease: Lease, verdict: Answer | Retry | Fenced
@@ -143,24 +197,26 @@ class Pipeline:
             lease.release()
             why = "spot interruption: handed back unfinished, claim released"
             return _outcome(about, "released", HAND_BACK, "released", "interrupted", why)
-        if isinstance(verdict, Retry):
-            # Back once this claim's lease has run out, so the next receiver takes it over.
-            delay = self.config.visibility_timeout_s + 1
-            detail = f"{verdict.message}; back in {delay}s"
-            return _outcome(
-                about, "retried", RetryAfter(delay), "retry", verdict.code, detail, verdict.code
-            )
-        if isinstance(verdict, Fenced):
-            return _fenced(about, verdict.message)
+        if not isinstance(verdict, Answer):
+            return self.unanswered(about, verdict)
         body = verdict.response.to_xml()
         try:
             lease.finish(body.decode())
         except ClaimLost as exc:
             return _fenced(about, str(exc))
-        kind: Kind = "delivered" if verdict.response.status == "success" else "error-delivered"
-        if verdict.dead_letter:
-            kind = "dead-lettered"  # a poison request: answered, and kept in the DLQ for a look
-        return self.deliver(about, job.request.output, body, kind)
+        return self.deliver(about, job.request.output, body, _answered(verdict))
+
+    def unanswered(self, about: _About, verdict: Retry | Fenced) -> Outcome:
+        """A run that ended without an answer: retried later, or fenced (the taker answers)."""
+        if isinstance(verdict, Fenced):
+            return _fenced(about, verdict.message)
+        # Back once a lease-mode claim's lease has run out, so the next receiver takes it over
+        # (result mode has no lease: the same delay spaces its retries alike).
+        delay = self.config.visibility_timeout_s + 1
+        detail = f"{verdict.message}; back in {delay}s"
+        return _outcome(
+            about, "retried", RetryAfter(delay), "retry", verdict.code, detail, verdict.code
+        )
 
     def too_long_now(self, message: Message, job: Job) -> bool:
         """Under a rebalance recommendation, is this job too long to start here?"""
@@ -214,11 +270,7 @@ class Pipeline:
         try:
             done = self.deliverer.deliver(output, body, about.message.message_id)
         except DeliveryError as exc:
-            if about.message.last_receive(self.config.max_receive_count):
-                return _outcome(
-                    about, "dead-lettered", LEAVE, "dead-letter", exc.code, str(exc), exc.code
-                )
-            return _outcome(about, "retried", LEAVE, "retry", exc.code, str(exc), exc.code)
+            return self.left(about, exc.code, str(exc))
         self.log.event(
             "delivered", detail=f"{done.target}, {done.attempts} attempt(s)", **about.ids()
         )
@@ -227,6 +279,19 @@ class Pipeline:
             detail = "answered; left for the dead-letter queue"
             return _outcome(about, kind, HAND_BACK, "dead-letter", detail=detail, response=body)
         return _outcome(about, kind, DELETE, response=body)
+
+    def left(self, about: _About, code: str, detail: str) -> Outcome:
+        """Not answered now: left to come back by itself (no call), or on its last receive for
+        the redrive policy to dead-letter, ``detail`` its logged reason."""
+        if about.message.last_receive(self.config.max_receive_count):
+            return _outcome(about, "dead-lettered", LEAVE, "dead-letter", code, detail, code)
+        return _outcome(about, "retried", LEAVE, "retry", code, detail, code)
+
+
+def _answered(verdict: Answer) -> Kind:
+    if verdict.dead_letter:
+        return "dead-lettered"  # a poison request: answered, and kept in the DLQ for a look
+    return "delivered" if verdict.response.status == "success" else "error-delivered"
 
 
 def _fenced(about: _About, detail: str) -> Outcome:

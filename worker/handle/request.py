@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
@@ -76,8 +77,25 @@ def _parser() -> etree.XMLParser:
     )
 
 
-@cache
+_SCHEMA_LOCK = threading.Lock()
+
+
+def prepare() -> None:
+    """Build the request schema now, before job threads start (the worker calls it once)."""
+    _schema()
+
+
 def _schema() -> etree.XMLSchema:
+    # Built once, under a lock, and by the worker before its job threads start: building it
+    # sets up libxml2's global schema types, and in the concurrency benchmark job threads that
+    # built it while others parsed got XMLSchemaParseError ("the given type is not a built-in
+    # type") on every request after. Validating against the built schema is thread-safe.
+    with _SCHEMA_LOCK:
+        return _built_schema()
+
+
+@cache
+def _built_schema() -> etree.XMLSchema:
     doc = etree.parse(str(schemas.path("request.xsd")), _parser())
     return etree.XMLSchema(doc)
 

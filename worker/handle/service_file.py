@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from worker.config import MAX_CONCURRENCY
 from worker.errors import ConfigError, ParameterRejected
 from worker.handle.services import (
+    CLAIM_MODES,
     PLACEHOLDERS,
     SERVICE_DIR,
     Parameter,
@@ -152,6 +154,14 @@ def _service(where: _Where, name: str, raw: Mapping[str, Any], home: Path, origi
     timeout = raw.get("timeout_seconds", 900)
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise where.error(f"{at}.timeout_seconds", f"{at}.timeout_seconds must be positive")
+    claim = raw.get("claim", "lease")
+    if claim not in CLAIM_MODES:
+        raise where.error(f"{at}.claim", f'{at}.claim must be "lease" or "result"')
+    concurrency = raw.get("concurrency", 1)
+    if type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise where.error(
+            f"{at}.concurrency", f"{at}.concurrency must be an integer from 1 to {MAX_CONCURRENCY}"
+        )
     params = raw.get("parameters", {})
     if not isinstance(params, dict):
         raise where.error(f"{at}.parameters", f"{at}.parameters must be a table of tables")
@@ -170,6 +180,8 @@ def _service(where: _Where, name: str, raw: Mapping[str, Any], home: Path, origi
         home=home,
         env=_env(where, at, raw.get("env", {})),
         origin=origin,
+        claim=claim,
+        concurrency=concurrency,
     )
 
 

@@ -17,6 +17,10 @@ from worker.handle.recipients import is_age_recipient
 
 ParamKind = Literal["int", "float", "choice", "pattern", "age-recipient"]
 OutputKind = Literal["stdout", "stderr", "file"]
+# How a request is kept to one result (README, "Claim modes"): "lease" claims before the run, so a
+# duplicate never runs; "result" runs first and publishes with one create-only write.
+ClaimMode = Literal["lease", "result"]
+CLAIM_MODES: tuple[ClaimMode, ...] = ("lease", "result")
 _INT = re.compile(r"[+-]?[0-9]{1,12}")
 _FLOAT = re.compile(r"[+-]?[0-9]{1,12}(\.[0-9]{1,9})?")
 PLACEHOLDERS = ("{python}", "{input}", "{output}", "{speed}", "{params}")
@@ -78,7 +82,9 @@ class Service:
 
     ``home`` is the folder ``{service_dir}`` names in ``command`` and ``env`` (the services
     folder it came from); ``env`` is added to the binary's minimal environment;
-    ``output_suffix`` may name a choice parameter (``".{format}"``).
+    ``output_suffix`` may name a choice parameter (``".{format}"``); ``claim`` is how a
+    request is kept to one result (``ClaimMode``); ``concurrency`` is how many of its jobs one
+    worker runs at once (within the worker's own cap).
     """
 
     name: str
@@ -92,6 +98,8 @@ class Service:
     home: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     origin: str = "built-in"  # where it was defined: "built-in", or the services file's path
+    claim: ClaimMode = "lease"
+    concurrency: int = 1
 
     def argv(
         self,

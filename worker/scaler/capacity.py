@@ -8,7 +8,9 @@ decision.
 How many instances: enough that an M/M/c queue at the estimated arrival rate keeps 95 % of waits
 under the latency target's budget (Erlang C), and more while a backlog is older than the budget
 allows. The arrival rate is not observable on SQS; it is estimated as completions (jobs in flight
-/ mean job time, Little's law on the servers) plus the growth of the queue, smoothed.
+/ mean job time, Little's law on the servers) plus the growth of the queue, smoothed. A server is
+one job slot: an instance whose worker runs k jobs at once is k servers (its ``slots``, as its
+status says, weighted by the time its jobs took), so the fleet needs the servers divided by k.
 
 Rules a user relies on: never below ``min_instances`` nor above ``max_instances``; booting
 instances count as capacity already on its way; scale-in only drains (a drained instance is
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from worker.scaler.erlang import DEFAULT_QUANTILE
+from worker.scaler.market import Market
 
 State = Literal["booting", "idle", "busy", "draining", "stopped"]
 MIN_TIMED_FOR_SCV = 5  # fewer timed jobs say little about how much job times vary
@@ -51,6 +54,16 @@ class ScalerConfig:
     launch_sigma: float = 3.0  # size launches for the rate - this many sd: the queue covers more
     catch_up_share: float = 0.8  # a backlog must clear within this share of the wait budget
     hold_s: float = 3600.0  # a drain must last this long before the queue calls one back
+    # Which launches are spot (worker/scaler/market.py): here, beside the bounds, so that
+    # `lab provision` sets them once and a deploy (which rewrites the user-data) keeps them.
+    spot_fraction: float = 0.0  # of the fleet; 0: all on-demand
+    spot_fallback_after: int = 3  # interruptions within the window: on-demand only (0: never)
+    spot_fallback_window_s: float = 3600.0
+
+    @property
+    def market(self) -> Market:
+        """The spot settings as the market policy takes them."""
+        return Market(self.spot_fraction, self.spot_fallback_after, self.spot_fallback_window_s)
 
     def problems(self) -> list[str]:
         """What is wrong with this configuration (empty when it is usable)."""
@@ -59,7 +72,9 @@ class ScalerConfig:
             found.append(
                 f"need 0 <= min ({self.min_instances}) <= max ({self.max_instances}) instances"
             )
-        for name in ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s", "hold_s"):
+        positive = ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s",
+                    "hold_s", "spot_fallback_window_s")  # fmt: skip
+        for name in positive:
             if getattr(self, name) <= 0:
                 found.append(f"{name} must be positive")
         for name in (
@@ -70,6 +85,7 @@ class ScalerConfig:
             "min_billed_s",
             "scale_in_sigma",
             "launch_sigma",
+            "spot_fallback_after",
         ):
             if getattr(self, name) < 0:
                 found.append(f"{name} must not be negative")
@@ -77,6 +93,8 @@ class ScalerConfig:
             found.append("catch_up_share must be in (0, 1]")
         if not 0 < self.quantile < 1:
             found.append("quantile must be between 0 and 1")
+        if not 0 <= self.spot_fraction <= 1:
+            found.append("spot_fraction must be between 0 and 1")
         return found
 
 
@@ -90,6 +108,7 @@ class Member:
     heartbeat_at: float | None = None
     drain_requested: bool = False
     interrupted: bool = False  # under a spot interruption notice: leaving, whatever it says
+    slots: int = 1  # the servers it is worth (its status document says; 1 until then)
 
 
 @dataclass(frozen=True)
@@ -114,6 +133,7 @@ class Memory:
     job_s: float | None = None  # smoothed job time
     scv: float | None = None  # smoothed squared coefficient of variation of the job time
     outstanding: int = 0  # visible + in flight + delayed at the last tick
+    slots: int = 1  # servers per instance, as the serving instances last said
     needs: tuple[tuple[float, int], ...] = ()  # recent (time, need), for the scale-in window
 
 
@@ -229,6 +249,19 @@ def budget_s(job_s: float, config: ScalerConfig, scv: float | None = None) -> fl
     return max(config.slo_p95_s - job_s * (1 + spread), 0.1 * job_s)
 
 
+def slots_per_instance(fleet: Fleet, memory: Memory) -> int:
+    """Servers per instance: the median of the servers the serving instances say they are worth
+    (the lower middle one: a mixed fleet is not counted bigger than it is); the last known
+    without any."""
+    said = sorted(m.slots for m in fleet.serving)
+    return max(1, said[(len(said) - 1) // 2]) if said else memory.slots
+
+
+def instances(servers: int, slots: int) -> int:
+    """Instances that give ``servers`` job slots at ``slots`` each."""
+    return math.ceil(servers / max(1, slots))
+
+
 def need(
     observed: Observed,
     rate: float,
@@ -236,21 +269,25 @@ def need(
     job_s: float,
     clear_s: float,
     config: ScalerConfig,
+    slots: int = 1,
 ) -> tuple[int, str]:
     """Instances to launch up to (before min/max), and the reason in words.
 
     The latency budget is spent on a queue, not on idle instances: the fleet is sized for the
     work at the lower of the two rate estimates less ``launch_sigma`` standard deviations (a
     utilisation of one: the queue covers the rest), and grows beyond that only when the backlog's
-    newest job, B·job/c on c instances, would wait longer than ``clear_s``.
+    newest job, B·job/c on c servers, would wait longer than ``clear_s``.
     """
     low = max(0.0, min(rate, fast) - config.launch_sigma * rate_noise(rate, config))
-    work = math.ceil(low * job_s - 1e-9)
+    work = instances(math.ceil(low * job_s - 1e-9), slots)
     backlog = observed.visible + observed.delayed
-    catch_up = math.ceil(backlog * job_s / clear_s)
+    catch_up = instances(math.ceil(backlog * job_s / clear_s), slots)
+    per = f", {slots} jobs at once each" if slots > 1 else ""
     if catch_up > work:
-        return catch_up, f"backlog {backlog} must clear within {clear_s:.0f} s"
-    return work, f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s; queue spends {clear_s:.0f} s wait"
+        return catch_up, f"backlog {backlog} must clear within {clear_s:.0f} s{per}"
+    return work, (
+        f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s; queue spends {clear_s:.0f} s wait{per}"
+    )
 
 
 def rate_noise(rate: float, config: ScalerConfig) -> float:
@@ -267,6 +304,7 @@ def keep_need(
     job_s: float,
     clear_s: float,
     config: ScalerConfig,
+    slots: int = 1,
 ) -> int:
     """The fewest instances scale-in may leave: fewer would need a launch back within
     ``hold_s``. A fleet of c below the work keeps its instances busy on a growing queue, which
@@ -294,24 +332,26 @@ def keep_need(
     hold = config.hold_s
     keep = math.ceil((backlog * job_s + high * job_s * hold) / (hold + clear_s) - 1e-9)
     if backlog:
-        return keep
+        return instances(keep, slots)
     idle = sum(1 for m in fleet.serving if m.state == "idle")
-    keep = max(observed.in_flight, min(fleet.capacity - idle, math.ceil(high * job_s - 1e-9)))
+    busy = (fleet.capacity - idle) * max(1, slots)
+    keep = max(observed.in_flight, min(busy, math.ceil(high * job_s - 1e-9)))
     per_arrival = config.boot_s + config.scale_in_after_s + job_s
     if keep == 0 and high * per_arrival >= 1 - high * job_s:
         return 1
-    return keep
+    return instances(keep, slots)
 
 
 def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
     """The policy: launch, drain, terminate and replace, from ``observed`` at time ``now``."""
     job_s, scv = job_time(observed, memory, config, now)
     rate, fast = estimate_rate(observed, memory, job_s, config, now)
-    clear_s = budget_s(job_s, config, scv) * config.catch_up_share
-    wanted, why = need(observed, rate, fast, job_s, clear_s, config)
-    wanted = min(config.max_instances, max(config.min_instances, wanted))
     fleet = sort_members(observed.members, config, now)
-    keep_n = keep_need(observed, fleet, rate, fast, job_s, clear_s, config)
+    slots = slots_per_instance(fleet, memory)
+    clear_s = budget_s(job_s, config, scv) * config.catch_up_share
+    wanted, why = need(observed, rate, fast, job_s, clear_s, config, slots)
+    wanted = min(config.max_instances, max(config.min_instances, wanted))
+    keep_n = keep_need(observed, fleet, rate, fast, job_s, clear_s, config, slots)
     keep = min(config.max_instances, max(wanted, keep_n))
     window = now - config.scale_in_after_s
     # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
@@ -326,6 +366,7 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
         scv=scv,
         outstanding=observed.visible + observed.in_flight + observed.delayed,
         needs=needs,
+        slots=slots,
     )
     held = max(n for _, n in needs)  # scale in only to the highest need of the window
     target = wanted if wanted >= fleet.capacity else min(fleet.capacity, held)

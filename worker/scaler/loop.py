@@ -29,14 +29,27 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker.aws import Clients
 from worker.config import ScalerSettings, load_scaler_settings
 from worker.consume.queue import depth
-from worker.errors import ClaimBusy, ClaimLost, ConfigError, FleetlabError, StoreError
+from worker.errors import (
+    ClaimBusy,
+    ClaimLost,
+    ConfigError,
+    FleetlabError,
+    PreconditionFailed,
+    StoreError,
+)
 from worker.scaler import ec2
 from worker.scaler.capacity import Decision, Member, Memory, Observed, ScalerConfig, State, decide
-from worker.scaler.market import Market, recent_interruptions, spot_launches
+from worker.scaler.market import Interruptions, Market, noted, recent_interruptions, spot_launches
 from worker.state.activity import ActivityLog, CloudWatchSink, EventName
 from worker.state.claims import Acquired, Claim, Claims
-from worker.state.layout import SCALER_CONFIG, SCALER_LEADER, SCALER_STATE, status_key
-from worker.state.status import DrainRequest, Status
+from worker.state.layout import (
+    SCALER_CONFIG,
+    SCALER_INTERRUPTIONS,
+    SCALER_LEADER,
+    SCALER_STATE,
+    status_key,
+)
+from worker.state.status import DrainRequest, Status, read_status
 from worker.state.store import JsonStore, S3JsonStore
 
 _log = logging.getLogger(__name__)
@@ -81,6 +94,7 @@ def member(instance: ec2.Instance, status: Status | None) -> Member:
         heartbeat_at=status.heartbeat_at,
         drain_requested=status.drain_requested is not None,
         interrupted=status.interruption_at is not None,
+        slots=status.slots,
     )
 
 
@@ -112,7 +126,6 @@ class Scaler:
         self.renewed_at = 0.0
         self.memory = Memory()
         self.markets: dict[str, str] = {}  # live instance id -> "spot" / "on-demand"
-        self.interrupted: dict[str, float] = {}  # instance id -> when first seen under notice
         self.ticks = 0
         self.said: str | None = None  # the last reason logged, so a steady fleet logs nothing
         self.stop = threading.Event()
@@ -150,7 +163,11 @@ class Scaler:
             self.say("skipped", "tick took over half the lease; not acting on a stale view")
             return None
         self.memory = decision.memory
-        self.apply(decision, now)
+        noticed = [m.id for m in observed.members if m.interrupted]
+        known = Interruptions()
+        if noticed or decision.launch:
+            known = self.interruptions(noticed, now, config.market.window_s)
+        self.apply(decision, config.market, known, now)
         self.publish(decision, observed, now)
         return decision
 
@@ -201,12 +218,8 @@ class Scaler:
         """The queue's counts, the fleet from EC2 and each instance's status document."""
         counts = depth(self.clients.sqs, self.settings.request_queue_url)
         found = ec2.fleet(self.clients.ec2, self.settings.fleet)
-        read = {i.id: self.store.read(status_key(i.id)) for i in found}
-        docs = {key: Status.from_doc(got.doc, key) for key, got in read.items() if got}
+        docs = {i.id: doc for i in found if (doc := read_status(self.store, i.id))}
         self.markets = {i.id: i.market for i in found}
-        for key, doc in docs.items():
-            if doc.interruption_at is not None:
-                self.interrupted.setdefault(key, self.wall())
         return Observed(
             visible=counts.visible,
             in_flight=counts.in_flight,
@@ -216,8 +229,29 @@ class Scaler:
             self_id=self.settings.owner,
         )
 
-    def apply(self, decision: Decision, now: float) -> None:
-        """Terminate the stopped and the unhealthy, request drains, launch; log each act."""
+    def interruptions(self, noticed: Sequence[str], now: float, window_s: float) -> Interruptions:
+        """The fleet's interruptions within the window, from shared state, with the instances
+        ``noticed`` under notice now added. A conditional write, read again when another
+        scaler wrote in between (two that both think they lead lose none of each other's)."""
+        for _ in range(3):
+            found = self.store.read(SCALER_INTERRUPTIONS)
+            known = Interruptions.from_doc(found.doc) if found else Interruptions()
+            updated = noted(known, noticed, now, window_s)
+            if updated == known:
+                return known
+            try:
+                if found is None:
+                    self.store.create(SCALER_INTERRUPTIONS, updated.to_doc())
+                else:
+                    self.store.replace(SCALER_INTERRUPTIONS, updated.to_doc(), found.etag)
+            except PreconditionFailed:
+                continue
+            return updated
+        raise StoreError(f"{SCALER_INTERRUPTIONS}: three writes in a row lost to another writer")
+
+    def apply(self, decision: Decision, market: Market, known: Interruptions, now: float) -> None:
+        """Terminate the stopped and the unhealthy, request drains, launch (spot as ``market``
+        says, given the ``known`` interruptions); log each act."""
         assert self.lease is not None
         doomed = [*decision.terminate, *decision.replace]
         if self.settings.owner in doomed:
@@ -234,23 +268,20 @@ class Scaler:
                 self.log.event("drain", detail=f"{instance_id}: asked to stop receiving")
         if decision.launch:
             client_token = f"{self.settings.fleet}-{token}-{self.ticks}"[:64]
-            launched = self.launch(decision.launch, client_token, now)
+            launched = self.launch(decision.launch, client_token, market, known, now)
             self.log.event("launched", detail=f"{', '.join(launched)}")
         if decision.acts:
             self.say("scaled", decision.reason, force=True)
         else:
             self.say("holding", f"desired {decision.desired}")
 
-    def launch(self, count: int, client_token: str, now: float) -> list[str]:
+    def launch(
+        self, count: int, client_token: str, market: Market, known: Interruptions, now: float
+    ) -> list[str]:
         """Launch ``count``: spot as the market policy says, the rest on-demand."""
-        settings = self.settings
-        policy = Market(settings.spot_fraction, settings.spot_fallback_after,
-                        settings.spot_fallback_window_s)  # fmt: skip
-        window = policy.window_s
-        recent = recent_interruptions(self.interrupted.values(), now, window)
-        self.interrupted = {k: at for k, at in self.interrupted.items() if now - at <= window}
-        spot = spot_launches(count, self.markets, policy, recent)
-        fleet, ec2_client = settings.fleet, self.clients.ec2
+        recent = recent_interruptions(known.seen.values(), now, market.window_s)
+        spot = spot_launches(count, self.markets, market, recent)
+        fleet, ec2_client = self.settings.fleet, self.clients.ec2
         launched = ec2.launch(ec2_client, fleet, spot, f"{client_token}-s"[:64], spot=True)
         return launched + ec2.launch(ec2_client, fleet, count - spot, client_token)
 

@@ -41,8 +41,8 @@ EventName = Literal[
     # a process
     "started", "stopped",
     # a message on a worker
-    "received", "claimed", "busy", "duplicate", "ran", "error", "fenced", "delivered",
-    "retry", "dead-letter", "deleted", "released", "lease-lost",
+    "received", "claimed", "busy", "duplicate", "ran", "published", "error", "fenced", "delivered",
+    "retry", "dead-letter", "deleted", "released", "lease-lost", "last-receive",
     # the instance (spot notices in its metadata)
     "interruption", "rebalance",
     # the scaler
@@ -142,9 +142,11 @@ class ActivityLog:
 
     def event(self, event: EventName, **fields: str | float | None) -> Event:
         """Record one event; returns it (tests and callers may read it back)."""
-        record = Event(event=event, worker=self._worker, at=self._clock(), **fields)  # type: ignore[arg-type]
-        text = record.line()
         with self._lock:
+            # Timed under the lock: lines from several job threads then reach the file and the
+            # sink in the order of their times, which CloudWatch Logs requires of a batch.
+            record = Event(event=event, worker=self._worker, at=self._clock(), **fields)  # type: ignore[arg-type]
+            text = record.line()
             self._file.write(text + "\n")
             if self._sink is not None:
                 self._pending.append((int(record.at * 1000), text))
@@ -152,13 +154,16 @@ class ActivityLog:
                     self._wake.set()
         return record
 
-    def close(self) -> None:
-        """Ship what is pending and close the file."""
+    def close(self, patience_s: float = 10.0) -> None:
+        """Ship what is pending — retrying for up to ``patience_s``, since an instance that
+        stops is often terminated next and takes its local file with it — and close the file."""
         self._closed = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._flush()
+        deadline = time.monotonic() + patience_s
+        while not self._flush() and time.monotonic() < deadline:
+            time.sleep(0.5)
         with self._lock:
             self._file.close()
 
@@ -168,11 +173,12 @@ class ActivityLog:
             self._wake.clear()
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Ship the pending lines; False if the sink refused them (they stay pending)."""
         with self._lock:
             batch, self._pending = self._pending, []
         if not batch or self._sink is None:
-            return
+            return True
         try:
             self._sink.send(batch)
         except (BotoCoreError, ClientError) as exc:
@@ -180,3 +186,5 @@ class ActivityLog:
             _log.warning("activity log: cannot ship %d lines: %s", len(batch), exc)
             with self._lock:
                 self._pending = (batch + self._pending)[-10 * _MAX_BATCH :]
+            return False
+        return True

@@ -1,9 +1,15 @@
-"""Claims: at most one run per request, and only the current claim holder may publish.
+"""Claims: one published result per request, and only the current claim holder may publish.
 
-A claim is a small JSON document ``claims/<key>.json``. It is created with ``IfNoneMatch`` (so
-exactly one worker wins), renewed and finished with ``IfMatch`` on the etag the holder last saw.
-A worker whose lease expired and was taken over holds a stale etag, so its late result cannot
-overwrite the winner's: that is the fence. The takeover bumps ``token`` for the activity log.
+A claim is a small JSON document ``claims/<key>.json``. In lease mode it is created with
+``IfNoneMatch`` before the run (so exactly one worker wins and runs), renewed and finished with
+``IfMatch`` on the etag the holder last saw. A worker whose lease expired and was taken over holds
+a stale etag, so its late result cannot overwrite the winner's: that is the fence. The takeover
+bumps ``token`` for the activity log.
+
+In result mode nothing is written before the run: the finished document (state ``done``, the
+response) is created once, with ``IfNoneMatch``, after it (``publish``). Of overlapping runs
+exactly one write wins; the others read the winner's response back and deliver that. Both modes
+leave the same finished document, so either reads the other's.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from dataclasses import dataclass
 from dataclasses import replace as _replace
 from typing import Any, Literal
 
-from worker.errors import ClaimBusy, ClaimLost, PreconditionFailed
+from botocore.exceptions import BotoCoreError
+
+from worker.errors import ClaimBusy, ClaimLost, PreconditionFailed, StoreError
 from worker.state.layout import claim_path
 from worker.state.store import JsonStore, Versioned
 
@@ -62,6 +70,15 @@ class AlreadyDone:
     claim: Claim
 
 
+@dataclass(frozen=True)
+class Published:
+    """The finished claim of a result-mode request; ``ours``: this worker's write created it,
+    else another run's had (``claim.response`` is then the response to deliver instead)."""
+
+    claim: Claim
+    ours: bool
+
+
 Decision = Literal["takeover", "busy", "done"]
 
 
@@ -78,6 +95,17 @@ def decide(existing: Claim, now: float) -> Decision:
     if existing.lease_until <= now:
         return "takeover"
     return "busy"
+
+
+def may_be_stored(request_id: str | None, receive_count: int) -> bool:
+    """Pure rule: may a result-mode request have a stored result before this run?
+
+    Its key is the client's request id, which another message may have carried, or else its
+    message id, which only an earlier receive of this very message can have published under:
+    on the first receive of a message without a request id there is nothing to look up, and
+    the create-only write is the only check (SQS counts receives approximately; a copy counted
+    as a first receive runs, loses that write, and delivers the stored response)."""
+    return request_id is not None or receive_count > 1
 
 
 def _from(key: str, found: Versioned) -> Claim:
@@ -143,6 +171,37 @@ class Claims:
         """Record the final response; raise ``ClaimLost`` if the claim was taken over."""
         done = _replace(claim, state="done", response=response)
         return self._write(done, claim.etag)
+
+    def lookup(self, key: str) -> Claim | None:
+        """The claim on ``key`` (finished or not), or None; ``StoreError`` if it cannot be read."""
+        try:
+            found = self._store.read(claim_path(key))
+        except BotoCoreError as exc:  # the endpoint is unreachable: a store failure like others
+            raise StoreError(f"cannot read claim {key}: {exc}") from None
+        return None if found is None else _from(key, found)
+
+    def publish(self, key: str, message_id: str, response: str, now: float) -> Published:
+        """Result mode's one write: create the finished claim with ``response`` unless one exists.
+
+        Lost to another run: its finished claim, read back, to deliver instead. ``ClaimBusy``:
+        a lease-mode claim holds the request (the service changed mode) and will answer it.
+        ``StoreError``: nothing is known to be published (unreachable, or unreadable)."""
+        done = Claim(key, self._owner, 1, 0.0, "done", message_id, "", response)
+        try:
+            etag = self._store.create(claim_path(key), done.doc())
+            return Published(_replace(done, etag=etag), ours=True)
+        except PreconditionFailed:
+            pass
+        except BotoCoreError as exc:
+            raise StoreError(f"cannot publish the result of {key}: {exc}") from None
+        found = self.lookup(key)
+        if found is None:
+            raise StoreError(f"the result of {key} was published and is gone")
+        if found.state != "done":
+            raise ClaimBusy(f"claim held by {found.owner}", max(0.0, found.lease_until - now))
+        if not isinstance(found.response, str):
+            raise StoreError(f"the stored result of {key} holds no response")
+        return Published(found, ours=False)
 
     def _write(self, claim: Claim, etag: str) -> Claim:
         try:

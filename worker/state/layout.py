@@ -20,6 +20,7 @@ REQUESTS = "requests/"  # request bodies offloaded to S3 (SQS extended client), 
 BUNDLE_POINTER = BUNDLES + "current.json"
 SCALER_CONFIG = SCALER + "config.json"
 SCALER_STATE = SCALER + "state.json"
+SCALER_INTERRUPTIONS = SCALER + "interruptions.json"  # spot interruptions, for the fallback
 SCALER_LEADER = "scaler-leader"  # the lease's claim key: claims/scaler-leader.json
 
 # What the instances' role may read and write (lab.cloud.policy grants exactly these).
@@ -53,6 +54,8 @@ def offloaded_key(name: str) -> str:
     return f"{REQUESTS}{name}"
 
 
-def result_key(claim_key: str, filename: str) -> str:
-    """Where a job's result file is stored, under its request's claim key."""
-    return f"{RESULTS}{claim_key}/{filename}"
+def result_key(claim_key: str, filename: str, run: str | None = None) -> str:
+    """Where a job's result file is stored, under its request's claim key; ``run``: under a
+    folder of that run's own (result mode, where two runs of one request may overlap)."""
+    folder = f"{claim_key}/{run}" if run else claim_key
+    return f"{RESULTS}{folder}/{filename}"

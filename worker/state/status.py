@@ -78,6 +78,7 @@ class Status:
     api_calls: int = 0
     api_calls_by_operation: Mapping[str, int] = field(default_factory=dict)
     job_seconds: tuple[float, ...] = ()
+    slots: int = 1  # the servers it is worth to the scaler (Worker.servers: jobs run at once)
     code_version: str | None = None
     drain_requested: DrainRequest | None = None
     interruption_at: float | None = None  # a spot notice: the instance goes then (epoch s)
@@ -85,7 +86,8 @@ class Status:
 
     _FIELDS = (
         "worker_id", "pid", "state", "current_request", "jobs_done", "outcomes", "api_calls",
-        "api_calls_by_operation", "job_seconds", "code_version", "heartbeat_at", "interruption_at",
+        "api_calls_by_operation", "job_seconds", "slots", "code_version", "heartbeat_at",
+        "interruption_at",
     )  # fmt: skip
 
     def to_doc(self) -> dict[str, Any]:
@@ -100,6 +102,7 @@ class Status:
             "api_calls": self.api_calls,
             "api_calls_by_operation": dict(self.api_calls_by_operation),
             "job_seconds": list(self.job_seconds),
+            "slots": self.slots,
             "code_version": self.code_version,
             "heartbeat_at": self.heartbeat_at,
         }
@@ -123,6 +126,7 @@ class Status:
             api_calls=_whole(doc.get("api_calls")) or 0,
             api_calls_by_operation=_counts(doc.get("api_calls_by_operation")),
             job_seconds=_seconds(doc.get("job_seconds")),
+            slots=max(1, _whole(doc.get("slots")) or 1),
             code_version=_text(doc.get("code_version")),
             drain_requested=DrainRequest.from_doc(doc.get("drain_requested")),
             interruption_at=_number(doc.get("interruption_at")),
@@ -163,6 +167,12 @@ def _counts(value: object) -> dict[str, int]:
     return {str(k): v for k, v in value.items() if _whole(v) is not None}
 
 
+def read_status(store: JsonStore, instance_id: str) -> Status | None:
+    """An instance's status document as written, or None before its first one."""
+    found = store.read(status_key(instance_id))
+    return Status.from_doc(found.doc, instance_id) if found else None
+
+
 class StatusReporter:
     """Writes the status document on start, every ``interval_s`` and on stop."""
 
@@ -179,7 +189,9 @@ class StatusReporter:
         draining: Callable[[], bool] = lambda: False,
         on_drain: Callable[[], None] = lambda: None,
         interruption: Callable[[], float | None] = lambda: None,
+        slots: Callable[[], int] = lambda: 1,
     ) -> None:
+        self._slots = slots
         self._draining = draining
         self._interruption = interruption
         self._on_drain = on_drain
@@ -211,17 +223,19 @@ class StatusReporter:
     def document(self, state: str) -> dict[str, Any]:
         """The status as stored."""
         running = self._inbox.running()
+        oldest = running[0] if running else None
         calls = self._calls()
         return Status(
             worker_id=self._worker_id,
             pid=os.getpid(),
-            state=self._state(state, running is not None),
-            current_request=running.message.message_id if running else None,
+            state=self._state(state, oldest is not None),
+            current_request=oldest.message.message_id if oldest else None,
             jobs_done=sum(self._stats.outcomes.values()),
             outcomes=dict(self._stats.outcomes),
             api_calls=sum(calls.values()),
             api_calls_by_operation=calls,
             job_seconds=tuple(self._stats.durations),
+            slots=self._slots(),
             code_version=self._code_version,
             heartbeat_at=self._wall(),
             interruption_at=self._interruption(),
@@ -269,7 +283,8 @@ class StatusReporter:
 
     def _signature(self) -> tuple[int, str | None]:
         running = self._inbox.running()
-        return sum(self._stats.outcomes.values()), running.message.message_id if running else None
+        oldest = running[0].message.message_id if running else None
+        return sum(self._stats.outcomes.values()), oldest
 
     def _run(self) -> None:
         last_at, last_seen = time.monotonic(), self._signature()

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.client.receiver import control
-from lab.ec2 import faults, instances
+from lab.ec2 import faults, instances, notices, spot
 from lab.net.proxy import Fault, Proxy
 from lab.runtime import scaler as lab_scaler
 from lab.runtime.resources import LabEnv
 from lab.runtime.settings import LabSettings
 from worker.aws import Clients
+from worker.state.status import read_status
 from worker.state.store import S3JsonStore
 
 
@@ -34,6 +35,8 @@ class Arena:
     restarted: threading.Event = field(default_factory=threading.Event)
     busy: set[str] = field(default_factory=set)  # long faults under way (one of a kind)
     expired: set[str] = field(default_factory=set)  # messages the nemesis took and let go
+    # requests whose last receive the nemesis took: SQS dead-letters them, no worker saw them
+    spent: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -72,6 +75,25 @@ class Arena:
         live = self.live()
         return rng.choice(live) if live else None
 
+    def pick_spot(self, rng: random.Random) -> tuple[str, bool] | None:
+        """A running spot instance not yet under notice (AWS gives one), chosen by ``rng`` -- a
+        busy one when there is one: a notice puts its job at stake -- and whether it was busy;
+        None when the fleet has none."""
+        running = instances.fleet(self.clients.ec2, self.env.env, ("running",))
+        home = self.settings.home / "instances"
+        spot_ids = sorted(
+            i.id
+            for i in running
+            if i.market == "spot" and notices.load(home / i.id).interruption_at is None
+        )
+        busy = [i for i in spot_ids if self._state(i) == "busy"]
+        pool = busy or spot_ids
+        return (rng.choice(pool), bool(busy)) if pool else None
+
+    def _state(self, instance_id: str) -> str | None:
+        status = read_status(self.store, instance_id)
+        return status.state if status else None
+
     def leader(self) -> str | None:
         """The instance holding the scaler's lease, if any."""
         state = lab_scaler.read_state(self.store)
@@ -86,6 +108,13 @@ class Arena:
     def terminate(self, instance_id: str) -> None:
         """Terminate an instance through EC2 (its body gets SIGTERM, then SIGKILL)."""
         instances.terminate(self.clients.ec2, [instance_id])
+
+    def interrupt(self, instance_id: str, notice_s: float) -> None:
+        """Post a spot interruption notice: EC2 (the hypervisor) reclaims the instance when it
+        runs out, ``notice_s`` from now."""
+        found = {i.id: i for i in instances.fleet(self.clients.ec2, self.env.env)}
+        spot.interrupt(self.settings.home, found.get(instance_id), instance_id, notice_s,
+                       time.time())  # fmt: skip
 
     def receiver(self, **command: Any) -> None:
         """A command to the callback receiver's /control (``fail_next``, ``delay_s``)."""

@@ -2,19 +2,21 @@
 tested on hand-made evidence and trusted on real evidence.
 
 Every request sent is put in one class, as Jepsen's total-queue checker does:
-``answered`` once; ``duplicate_effects`` (a completed run that began after another had finished,
-or two different response bodies); ``dead_lettered`` (in the dead-letter queue); ``lost``
-(neither answered nor dead-lettered). A response to nothing sent is ``unexpected``. Then the
-rules of DESIGN.md, on the same evidence.
+``answered`` once; ``duplicate_effects`` (two different response bodies, or a run that should not
+have been: in lease mode one that began after another had finished, in result mode one that
+began after the request's result was published); ``dead_lettered`` (in the dead-letter queue);
+``lost`` (neither answered nor dead-lettered). A response to nothing sent is ``unexpected``.
+Then the rules of DESIGN.md, on the same evidence.
 """
 
 from __future__ import annotations
 
 import re
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lab.chaos.evidence import Evidence
@@ -24,9 +26,11 @@ from worker.state.claims import claim_key
 from worker.state.layout import claim_path
 
 CLASSES = ("answered", "duplicate_effects", "lost", "dead_lettered", "unexpected")
-# A worker's own account that a message it claimed came to an end (any end but a kill).
+# A worker's own account that it began on a message (received it to process; claimed it) ...
+BEGINNINGS: frozenset[EventName] = frozenset({"received", "claimed"})
+# ... and that the message came to an end (any end but a kill).
 ENDINGS: frozenset[EventName] = frozenset(
-    {"ran", "error", "fenced", "retry", "delivered", "dead-letter", "released"}
+    {"ran", "error", "fenced", "retry", "delivered", "dead-letter", "released", "busy"}
 )
 
 
@@ -82,6 +86,7 @@ class Context:
     fleet: Sequence[tuple[float, int]] = ()  # (epoch seconds, instances pending or running)
     bounds: tuple[int, int] = (0, 1_000_000)  # the scaler's min and max
     below_min_grace_s: float = 45.0  # a replacement's time: stale heartbeat, tick, boot
+    spent: frozenset[str] = frozenset()  # requests whose last receive the nemesis itself took
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -93,10 +98,10 @@ def check(evidence: Evidence, sent: Sequence[Sent], context: Context) -> Verdict
         counts[kind] += 1
     rules = (
         _count_rule("nothing lost", classes, "lost"),
-        _count_rule("no duplicate effect", classes, "duplicate_effects"),
+        duplicates(evidence, classes),
         _count_rule("no unexpected response", classes, "unexpected"),
         fencing(evidence),
-        dead_letters_explained(evidence),
+        dead_letters_explained(evidence, context.spent),
         scale_in_kills_nothing(evidence),
         fleet_within_bounds(context),
     )
@@ -109,10 +114,12 @@ def classify(evidence: Evidence, sent: Sequence[Sent]) -> dict[str, str]:
     for response in evidence.responses:
         bodies[response.request_id].add(_result(response.body))
     runs = _runs(evidence.activity)
+    published = _published(evidence.activity)
     dead = set(evidence.dead_letters.values())
     classes: dict[str, str] = {}
     for key in {s.key for s in sent}:
-        if len(bodies.get(key, ())) > 1 or _ran_again(runs.get(key, [])):
+        again = _ran_again(runs.get(key, []), published.get(key), _finisher(evidence, key))
+        if len(bodies.get(key, ())) > 1 or again:
             classes[key] = "duplicate_effects"
         elif key in dead:
             classes[key] = "dead_lettered"
@@ -141,32 +148,114 @@ def _result(body: str) -> str:
     return _MESSAGE_ID.sub("", _comparable(body))
 
 
-def _runs(activity: Sequence[Line]) -> dict[str, list[tuple[float, float]]]:
-    """Completed runs per request: (start, end) from each "ran" line's time and duration."""
-    runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for line in activity:
+@dataclass(frozen=True)
+class Run:
+    """One completed run of the binary: when it began and ended, where, and whether that
+    worker delivered its result afterwards."""
+
+    start: float
+    end: float
+    worker: str
+    message_id: str
+    delivered: bool = False
+
+
+def _runs(activity: Sequence[Line]) -> dict[str, list[Run]]:
+    """Completed runs per request, from each "ran" line's time and duration; each marked
+    delivered when the same worker delivered the same message before it ran it again."""
+    runs: dict[str, list[Run]] = defaultdict(list)
+    open_runs: dict[tuple[str, str], tuple[str, int]] = {}  # (worker, message) -> its last run
+    for line in sorted(activity, key=lambda x: x.at_ms):
+        where = (line.worker, line.message_id)
         if line.event == "ran":
             end = line.at_ms / 1000
             took = 0.0 if line.seconds == "-" else float(line.seconds)
-            runs[line.request_id].append((end - took, end))
+            runs[line.request_id].append(Run(end - took, end, line.worker, line.message_id))
+            open_runs[where] = (line.request_id, len(runs[line.request_id]) - 1)
+        elif line.event == "delivered" and where in open_runs:
+            key, index = open_runs.pop(where)
+            runs[key][index] = replace(runs[key][index], delivered=True)
     return runs
 
 
-def _ran_again(runs: list[tuple[float, float]]) -> bool:
-    """True when a run began after another had finished (overlapping deliveries of a short
-    job may both run; only a later one is a duplicate effect)."""
-    ordered = sorted(runs)
-    first_end = float("inf")
-    for start, end in ordered:
-        if start >= first_end:
-            return True
-        first_end = min(first_end, end)
-    return False
+def _claim_path(key: str) -> str:
+    """The claim document of a checked key (a request id, or ``message:<id>``)."""
+    if key.startswith("message:"):
+        return claim_path(claim_key(key.removeprefix("message:"), None))
+    return claim_path(claim_key("", key))
+
+
+def _finisher(evidence: Evidence, key: str) -> str | None:
+    """The worker whose finished claim holds the request's response, if it is finished."""
+    doc = evidence.claims.get(_claim_path(key)) or {}
+    owner = doc.get("owner")
+    return owner if doc.get("state") == "done" and isinstance(owner, str) else None
+
+
+def _published(activity: Sequence[Line]) -> dict[str, float]:
+    """When each result-mode request's result was first published (its "published" lines)."""
+    first: dict[str, float] = {}
+    for line in activity:
+        if line.event == "published":
+            at = line.at_ms / 1000
+            first[line.request_id] = min(first.get(line.request_id, at), at)
+    return first
+
+
+def _ran_again(
+    runs: list[Run], published_at: float | None = None, finisher: str | None = None
+) -> bool:
+    """True when a run should not have been.
+
+    Result mode (``published_at``: the request's result was published then): a run that began
+    after the publication. Overlapping runs, and a run after one whose publication failed,
+    deliver the one published response and are no duplicate effect.
+
+    Lease mode: a run that began after a run with an effect had ended -- one its worker
+    delivered, or the run of ``finisher``, the worker whose finished claim holds the response.
+    A run cut off before its result was published (its body crashed, or lost the claim between
+    the run and the fenced finish: a zombie and its taker) had no effect, and the run that
+    recovers it is the request's first: found by `lab chaos explore`'s soak, a crash 0.1 s
+    after the binary ended had counted as a first run."""
+    if published_at is not None:
+        return any(run.start >= published_at for run in runs)
+    effective = [r for r in runs if r.delivered or (finisher is not None and r.worker == finisher)]
+    if not effective:
+        return False
+    first_end = min(r.end for r in effective)
+    return any(run.start >= first_end for run in runs)
 
 
 def _count_rule(name: str, classes: Mapping[str, str], kind: str) -> Rule:
     found = sorted(k for k, v in classes.items() if v == kind)
     return Rule(name, not found, f"{len(found)}: {', '.join(found[:10])}" if found else "")
+
+
+def duplicates(evidence: Evidence, classes: Mapping[str, str]) -> Rule:
+    """No duplicate effect; when there is one, its evidence: every run (instance, message,
+    when it ended, how long) and how many different results were published."""
+    found = sorted(k for k, v in classes.items() if v == "duplicate_effects")
+    if not found:
+        return Rule("no duplicate effect", True, "")
+    return Rule(
+        "no duplicate effect",
+        False,
+        f"{len(found)}: " + "; ".join(_duplicate_story(evidence, key) for key in found[:5]),
+    )
+
+
+def _duplicate_story(evidence: Evidence, key: str) -> str:
+    runs = [
+        f"{x.worker} {x.message_id[:8]} ended {_clock(x.at_ms)} after {x.seconds} s"
+        for x in sorted(evidence.activity, key=lambda x: x.at_ms)
+        if x.event == "ran" and x.request_id == key
+    ]
+    results = {_result(r.body) for r in evidence.responses if r.request_id == key}
+    return f"{key} ({len(runs)} run(s): {', '.join(runs)}; {len(results)} different result(s))"
+
+
+def _clock(at_ms: int) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(at_ms / 1000)) + f".{at_ms % 1000:03d}"
 
 
 def fencing(evidence: Evidence) -> Rule:
@@ -178,31 +267,43 @@ def fencing(evidence: Evidence) -> Rule:
             stored[key] = _comparable(doc["response"])
     wrong = []
     for response in evidence.responses:
-        if response.request_id.startswith("message:"):
-            key = claim_key(response.request_id.removeprefix("message:"), None)
-        else:
-            key = claim_key("", response.request_id)
-        expected = stored.get(claim_path(key))
+        expected = stored.get(_claim_path(response.request_id))
         if expected is not None and _comparable(response.body) != expected:
             wrong.append(response.request_id)
     detail = f"{len(wrong)} published without the claim: {', '.join(sorted(set(wrong))[:10])}"
     return Rule("no result published by a lost claim", not wrong, detail if wrong else "")
 
 
-def dead_letters_explained(evidence: Evidence) -> Rule:
-    """Every request in the dead-letter queue has a "dead-letter" line with its reason."""
-    explained = {x.request_id for x in evidence.lines("dead-letter")}
-    bare = sorted({r for r in evidence.dead_letters.values() if r not in explained})
-    n = len(evidence.dead_letters)
-    return Rule(
-        "every dead letter has a logged reason",
-        not bare,
-        f"no reason for {', '.join(bare[:10])}" if bare else f"{n} dead letter(s)",
-    )
+def dead_letters_explained(evidence: Evidence, spent: frozenset[str] = frozenset()) -> Rule:
+    """Every request in the dead-letter queue has a "dead-letter" line with its reason -- or
+    its last receive was the nemesis' own (``spent``), which no worker saw: that fault's line
+    on the timeline is the reason."""
+    unexplained = evidence.unexplained_dead_letters()
+    bare = sorted(unexplained - spent)
+    by_nemesis = len(unexplained & spent)
+    if bare:
+        stories = "".join(f"; {key}: {_story(evidence, key)}" for key in bare[:3])
+        return Rule("every dead letter has a logged reason", False,
+                    f"no reason for {', '.join(bare[:10])}{stories}")  # fmt: skip
+    detail = f"{len(evidence.dead_letters)} dead letter(s)"
+    if by_nemesis:
+        detail += f", {by_nemesis} spent by the nemesis' own last receive"
+    return Rule("every dead letter has a logged reason", True, detail)
+
+
+def _story(evidence: Evidence, key: str, most: int = 16) -> str:
+    """What the activity log says of one request: its lines, and the lines of every message
+    that carried it ("received" lines know only the message), oldest first."""
+    messages = {x.message_id for x in evidence.activity if x.request_id == key}
+    told = [x for x in evidence.activity if x.request_id == key or x.message_id in messages]
+    told.sort(key=lambda x: x.at_ms)
+    said = [f"{_clock(x.at_ms)} {x.worker} {x.event} {x.detail}".rstrip() for x in told]
+    return " | ".join(said[-most:]) if said else "not in the activity log"
 
 
 def scale_in_kills_nothing(evidence: Evidence) -> Rule:
-    """An instance the scaler terminated as drained had ended every job it claimed."""
+    """An instance the scaler terminated as drained had ended every message it began on
+    (received to process, in either claim mode; claimed, in lease mode)."""
     drained = {
         x.detail.split(":", 1)[0]
         for x in evidence.lines("terminated")
@@ -211,7 +312,7 @@ def scale_in_kills_nothing(evidence: Evidence) -> Rule:
     killed = []
     for worker in sorted(drained):
         claimed = {
-            x.message_id for x in evidence.activity if x.worker == worker and x.event == "claimed"
+            x.message_id for x in evidence.activity if x.worker == worker and x.event in BEGINNINGS
         }
         ended = {
             x.message_id for x in evidence.activity if x.worker == worker and x.event in ENDINGS

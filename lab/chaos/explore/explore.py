@@ -38,6 +38,7 @@ def draw(options: Options) -> Schedule:
         jobs=tuple(jobs),
         faults=tuple(faults),
         proxy=any(nemesis.REGISTRY[f.kind].needs_proxy for f in faults),
+        spot=any(nemesis.REGISTRY[f.kind].needs_spot for f in faults),
     )
 
 

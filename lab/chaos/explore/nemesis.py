@@ -1,6 +1,6 @@
 """The nemesis: a registry of fault kinds. Each kind says how to draw one (how long, aimed at
-what, with which parameters) and how to start and stop it on an ``Arena``. A new kind (spot
-interruptions, say) is one ``register`` call; the explorer draws from whatever is registered.
+what, with which parameters) and how to start and stop it on an ``Arena``. A new kind is one
+``register`` call; the explorer draws from whatever is registered.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lab.chaos.evidence import request_key
 from lab.chaos.explore.arena import Arena
 from lab.chaos.explore.schedule import FaultPlan
 from lab.deploy import rollout
+from lab.ec2 import spot
 from lab.net.proxy import Fault
 from lab.runtime import emulator, recovery, stack
 from worker.errors import FleetlabError
@@ -34,6 +36,7 @@ class Kind:
     start: Act  # returns what it did, in words
     stop: Act | None = None  # undoes it after ``duration`` (None: a single act)
     needs_proxy: bool = False  # acts on the instances' routes through the lab's proxy
+    needs_spot: bool = False  # acts on spot instances: the clean lab's fleet is then part spot
     default: bool = True  # drawn when no --faults list names the kinds
 
 
@@ -129,6 +132,29 @@ def _terminate(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -
     return f"terminated {victim} through EC2"
 
 
+def _interrupt(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
+    """A spot interruption as AWS gives one: the notice in the instance's metadata, the
+    instance reclaimed through EC2 when it runs out. Its worker should hand its job back at
+    once; the checker then finds the job answered once, by another instance."""
+    picked = arena.pick_spot(rng)
+    if picked is None:
+        return "no spot instance to interrupt (none, or all under notice)"
+    victim, busy = picked
+    notice = float(fault.params.get("notice_s", spot.MIN_NOTICE_S))
+    arena.interrupt(victim, notice)
+    memo["interrupted"] = victim
+    return f"{notice:g} s interruption notice to {victim} ({'busy' if busy else 'idle'})"
+
+
+def _reclaimed(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> str:
+    victim = memo.get("interrupted")
+    if not isinstance(victim, str):
+        return "nothing interrupted"
+    if victim in arena.live():
+        return f"{victim} still running after its notice"
+    return f"{victim} reclaimed through EC2"
+
+
 # ---------------------------------------------------------------------------- queue kinds
 
 
@@ -148,13 +174,18 @@ def _expire(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> s
     """A consumer takes messages and loses them: they come back when its 1 s hold expires,
     with their receive count raised, and go to whichever worker receives next. A message it
     took before is handed back at once: its receives are the redrive policy's budget, and a
-    queue that returns its oldest first would otherwise feed it the same one every time."""
+    queue that returns its oldest first would otherwise feed it the same one every time.
+
+    A take that lands on a message's last receive spends it: SQS dead-letters it on the next
+    receive, and no worker ever sees it to log why. Nothing can undo a receive, so the fault
+    says so, and the checker takes this fault's word as the dead letter's reason."""
     sqs, url = arena.clients.sqs, arena.env.request_queue_url
     taken = sqs.receive_message(
         QueueUrl=url,
         MaxNumberOfMessages=int(fault.params.get("messages", 2)),
         VisibilityTimeout=1,
         WaitTimeSeconds=0,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
     ).get("Messages", [])
     again = [m for m in taken if m["MessageId"] in arena.expired]
     for message in again:
@@ -162,7 +193,17 @@ def _expire(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) -> s
             QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
     arena.expired.update(m["MessageId"] for m in taken)
-    return f"{len(taken) - len(again)} message(s) taken and left to expire ({len(again)} again)"
+    limit = arena.env.max_receive_count
+    spent = sorted(
+        request_key(m["Body"], m["MessageId"])
+        for m in taken
+        if 0 < limit <= int(m.get("Attributes", {}).get("ApproximateReceiveCount", "0"))
+    )
+    arena.spent.update(spent)
+    what = f"{len(taken) - len(again)} message(s) taken and left to expire ({len(again)} again)"
+    if spent:
+        what += f"; {', '.join(spent)} on its last receive: dead-lettered by this fault"
+    return what
 
 
 # ----------------------------------------------------------------------------- callback kinds
@@ -209,12 +250,12 @@ def _bad_deploy(arena: Arena, fault: FaultPlan, rng: random.Random, memo: Memo) 
         def say(what: str) -> None:
             arena.mark("bad-deploy", "-", what)
 
-        roll = rollout.Rollout(arena.settings.home, arena.env, arena.clients, 8, 10, say)
+        roll = rollout.Rollout(arena.settings.home, arena.env, arena.clients, 8, 10, say, boot_s=40)
         try:
             roll.run()
         except rollout.RolloutFailed as exc:
             return f"{made.version}: {exc}"
-        return f"{made.version}: the rollout did not stop (no live body to try it on?)"
+        return f"{made.version}: the rollout did not stop (no instance ran it)"
 
     return background(arena, "bad-deploy", int(memo.get("index", -1)), work)
 
@@ -229,6 +270,16 @@ def _restart_emulator(arena: Arena, fault: FaultPlan, rng: random.Random, memo: 
     return background(arena, "emulator-restart", int(memo.get("index", -1)), work)
 
 
+def _draw_interruption(rng: random.Random) -> FaultPlan:
+    # AWS's two minutes, compressed as the lab compresses them (at least 10 s, so that the
+    # worker's 2 s metadata poll sees it); the fault lasts until a moment after the reclaim.
+    notice = round(rng.uniform(spot.MIN_NOTICE_S, 2 * spot.MIN_NOTICE_S), 1)
+    return plan("spot-interruption", notice + RECLAIM_SLACK_S, "spot", notice_s=notice)
+
+
+RECLAIM_SLACK_S = 2.0  # the hypervisor reclaims within its 0.5 s tick; then EC2 says so
+
+
 for _kind in (
     Kind("crash", "SIGKILL an instance's body (EC2 still says running)",
          lambda r: plan("crash"), _crash),
@@ -238,6 +289,9 @@ for _kind in (
          lambda r: plan("terminate"), _terminate),
     Kind("leader-kill", "crash the body of the scaler's lease holder",
          lambda r: plan("leader-kill", target="leader"), _crash),
+    Kind("spot-interruption", "a spot instance (a busy one if any) gets its interruption notice; "
+         "EC2 reclaims it when the notice runs out",
+         _draw_interruption, _interrupt, _reclaimed, needs_spot=True),
     Kind("duplicate", "send more copies of a request already sent",
          lambda r: plan("duplicate", copies=r.randint(1, 3)), _duplicate),
     Kind("visibility-expiry", "take messages off the queue and let their visibility expire",

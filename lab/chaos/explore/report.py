@@ -48,6 +48,7 @@ def as_dict(outcome: Outcome) -> dict[str, Any]:
             for r in (verdict.rules if verdict else ())
         ],
         "latency": dict(verdict.latency) if verdict else {},
+        "aws_calls": dict(outcome.aws_calls),
         "seconds": round(outcome.seconds, 1),
         "error": outcome.error,
         "passed": outcome.passed,
@@ -76,6 +77,11 @@ def text(outcome: Outcome) -> str:
     if lat:
         figures = f"p50 {lat['p50_s']:.2f} s, p95 {lat['p95_s']:.2f} s, max {lat['max_s']:.2f} s"
         lines.append(f"  latency (send to first answer, {lat['count']} requests): {figures}")
+    if data["aws_calls"]:
+        lines.append(
+            f"  network: {sum(data['aws_calls'].values())} AWS calls held for AWS's latencies "
+            "by the lab's proxy"
+        )
     lines += ["", "  " + "  ".join(f"{c:>17}" for c in CLASSES)]
     lines.append("  " + "  ".join(f"{data['counts'][c]:>17}" for c in CLASSES))
     return "\n".join(lines)

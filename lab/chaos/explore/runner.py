@@ -32,7 +32,9 @@ from lab.chaos.explore.workload import Client
 from lab.chaos.harness import ChaosLab, Setup
 from lab.ec2.bodies import reap
 from lab.errors import LabError
+from lab.net.latency import model_for
 from lab.net.proxy import Proxy, Route
+from lab.net.serve import read_counts
 from lab.runtime import procs, stack
 from lab.runtime import scaler as lab_scaler
 from lab.runtime.resources import LabEnv, clients_for
@@ -43,6 +45,11 @@ Say = Callable[[str], None]
 # The explorer's lab on its own time scale: a crashed or frozen instance is replaced after 30 s
 # (10 s also replaced instances a rollout was re-booting on a loaded machine).
 EXPLORE_SCALER = {"stale_after_s": 30.0, "scale_in_after_s": 10.0}
+# A schedule with spot interruptions runs a fleet that is half spot: its first instances are
+# spot, and the scaler keeps half of it spot, so a notice always has a spot instance to hit
+# (an on-demand base is left). No fallback to on-demand: the explorer looks for what the
+# interruptions break; the fallback has tests of its own.
+EXPLORE_SPOT = {"spot_fraction": 0.5, "spot_fallback_after": 0}
 SETTLE_IDLE_S = 45.0  # give up settling once nothing new was answered for this long
 SETTLE_MAX_S = 300.0
 
@@ -59,6 +66,7 @@ class Outcome:
     seconds: float
     error: str | None = None
     figures: dict[str, float] = field(default_factory=dict)
+    aws_calls: dict[str, int] = field(default_factory=dict)  # through a proxy with AWS latency
 
     @property
     def passed(self) -> bool:
@@ -75,23 +83,29 @@ def clean_arena(base: LabSettings, schedule: Schedule) -> Iterator[Arena]:
         bounds=schedule.bounds,
         visibility_timeout_s=schedule.visibility_timeout_s,
         max_receive_count=schedule.max_receive_count,
+        spot=schedule.spot,
     )
     lab = ChaosLab(base, f"explore-{schedule.seed}", schedule.seed, setup)
     proxy = None
-    if schedule.proxy:
+    if schedule.proxy:  # the explorer's own proxy, with the lab's latency model as its base
+        model = model_for(base.latency, schedule.seed)
         proxy = Proxy(
             [
-                Route("emulator", "127.0.0.1", lab.settings.emulator_port),
+                Route("emulator", "127.0.0.1", lab.settings.emulator_port, aws=bool(model)),
                 Route("receiver", "127.0.0.1", lab.settings.receiver_port),
             ],
             seed=schedule.seed,
+            latency=model,
         ).start()
         extra = {"FLEETLAB_ENDPOINT_URL": proxy.url("emulator")}
-        lab.settings = replace(lab.settings, instance_env={**lab.settings.instance_env, **extra})
+        lab.settings = replace(
+            lab.settings, latency="none", instance_env={**lab.settings.instance_env, **extra}
+        )
     try:
         lab.up()
         arena = Arena(lab.settings, lab.env, lab.clients, proxy, bounds=schedule.bounds)
-        lab_scaler.write_config(arena.store, EXPLORE_SCALER)
+        market = EXPLORE_SPOT if schedule.spot else {}
+        lab_scaler.write_config(arena.store, EXPLORE_SCALER | market)
         start_backstop(lab.settings, lab.env)
         yield arena
     finally:
@@ -237,7 +251,8 @@ class Player:
             self.answered.update(r.request_id for r in read_callbacks(self.arena.receiver_url))
 
     def settle(self) -> None:
-        """Wait until every request sent is answered or dead-lettered, or nothing moves."""
+        """Wait until every request sent is answered or dead-lettered, or nothing moves while
+        no background act (a rollout, a restart) is under way; ``SETTLE_MAX_S`` at most."""
         deadline = time.monotonic() + SETTLE_MAX_S
         progress_at, seen = time.monotonic(), -1
         while time.monotonic() < deadline and time.monotonic() - progress_at < SETTLE_IDLE_S:
@@ -252,7 +267,8 @@ class Player:
             done = self.answered | set(self.evidence.dead_letters.values())
             if not {s.key for s in self.client.sent} - done and not self.arena.busy:
                 return
-            if len(done) != seen:
+            if len(done) != seen or self.arena.busy:
+                # A rollout or restart under way is the lab still acting, not a standstill.
                 seen, progress_at = len(done), time.monotonic()
             time.sleep(2.0)
 
@@ -272,7 +288,8 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
         unsettled = f"did not settle: {visible + in_flight} message(s) still in the request queue"
         arena.mark("workload", "-", unsettled)
     time.sleep(1.5)  # the workers ship their log lines every 0.2 s
-    evidence = gather(arena.clients, arena.env, player.evidence, time.time())
+    spent = frozenset(arena.spent)
+    evidence = gather(arena.clients, arena.env, player.evidence, time.time(), spent)
     if mine:
         keys = {s.key for s in sent}
 
@@ -282,13 +299,27 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
         evidence.callbacks = [r for r in evidence.callbacks if ours(r)]
         evidence.queue = [r for r in evidence.queue if ours(r)]
     fleet_samples = [(began + t, n) for t, n, *_ in player.samples]
-    context = checker.Context(fleet=fleet_samples, bounds=arena.bounds)
+    context = checker.Context(fleet=fleet_samples, bounds=arena.bounds, spent=spent)
     verdict = checker.check(evidence, sent, context)
     arena.mark("checked", "-", "passed" if verdict.passed else "FAILED")
     seconds = time.monotonic() - began
     return Outcome(
-        schedule, arena.env.env, verdict, arena.timeline, player.samples, seconds, unsettled
-    )
+        schedule, arena.env.env, verdict, arena.timeline, player.samples, seconds, unsettled,
+        aws_calls=aws_calls(arena),
+    )  # fmt: skip
+
+
+def aws_calls(arena: Arena) -> dict[str, int]:
+    """The instances' AWS calls by operation that went through a proxy with a latency model:
+    the explorer's own, else the lab's (`lab.net.serve`); none on a direct network."""
+    if arena.proxy is not None and arena.proxy.latency is not None:
+        return arena.proxy.calls().get("emulator", {})
+    if arena.settings.latency == "none":
+        return {}
+    try:
+        return read_counts(stack.proxy_counts(arena.settings)).get("emulator", {})
+    except ValueError:
+        return {}
 
 
 def _depth(arena: Arena) -> tuple[int, int]:

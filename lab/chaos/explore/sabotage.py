@@ -27,9 +27,10 @@ from lab.chaos.explore.schedule import FaultPlan
 from lab.errors import LabError
 from lab.runtime import procs, stack
 
-# Claims.acquire is the one writer of claims that creates: create-if-absent becomes overwrite.
-CLAIM_CREATE = "self._store.create("
-CLAIM_OVERWRITE = "self._store.put("
+# Claims.acquire's create (lease mode's claim before the run) becomes an overwrite; result
+# mode's publish, the other create in claims.py, is left as it is.
+CLAIM_CREATE = "self._store.create(claim_path(key), fresh.doc())"
+CLAIM_OVERWRITE = "self._store.put(claim_path(key), fresh.doc())"
 ROGUE = "rogue-skip-claim"
 _SKIP = shutil.ignore_patterns(
     ".venv", ".lab", ".git", "tests", "bench", "__pycache__", ".*_cache", "*.egg-info", "build"

@@ -76,6 +76,7 @@ class Schedule:
     visibility_timeout_s: int = 6
     max_receive_count: int = 6  # room for the nemesis' own receives (visibility-expiry)
     proxy: bool = False  # instances reach their endpoints through the lab's proxy
+    spot: bool = False  # the fleet is part spot (its first instances, and the scaler's share)
 
     @property
     def duration(self) -> float:
@@ -106,6 +107,7 @@ class Schedule:
                 visibility_timeout_s=int(doc["visibility_timeout_s"]),
                 max_receive_count=int(doc["max_receive_count"]),
                 proxy=bool(doc.get("proxy", False)),
+                spot=bool(doc.get("spot", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ScheduleError(f"not a schedule: {type(exc).__name__}: {exc}") from None
