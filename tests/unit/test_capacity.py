@@ -110,15 +110,24 @@ def test_max_counts_draining_instances_still_alive() -> None:
     assert decision.launch == 0  # 2 serving + 3 draining are 5 live instances already
 
 
-def test_backlog_launches_for_the_arrival_rate_and_the_slo() -> None:
-    # 10,000 three-minute jobs a day arrive (21 busy, queue growing): about 22 are needed.
+def test_backlog_launches_before_the_queue_would_make_jobs_late() -> None:
+    # 10,000 three-minute jobs a day arrive (21 busy, queue growing by one a minute): about 22
+    # are needed. The policy may spend the latency budget on the queue, but it must want the
+    # 22nd before the queue's predicted wait (queue x job / instances, plus a boot for the new
+    # one) would pass the budget.
     members = up(21, 0, "busy")
-    ticks = [
-        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 1200, 30)
-    ]
     config = replace(CONFIG, max_instances=100)
+    ticks = [
+        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 7200, 30)
+    ]
     decisions = run(ticks, config)
-    assert 22 <= decisions[-1].desired <= 26
+    budget = budget_s(180, config)
+    late = next(t for t, seen in ticks if seen.visible * 180 / 21 + config.boot_s > budget)
+    grown = [(t, d) for (t, _), d in zip(ticks, decisions, strict=True) if d.desired > 21]
+    assert grown, "never wanted a 22nd instance"
+    wants, decision = grown[0]
+    assert wants < late
+    assert 22 <= decision.desired <= 26
 
 
 def test_an_instance_running_four_jobs_at_once_counts_as_four_servers() -> None:
@@ -354,7 +363,9 @@ def test_a_need_wobbling_within_its_noise_is_not_drained_and_relaunched() -> Non
     config = replace(CONFIG, min_instances=1, max_instances=20, scale_in_after_s=300)
     held = wobbling(config, 12 * 3600, 0.15)
     churned = wobbling(
-        replace(config, scale_in_sigma=0, launch_sigma=0, rate_window_s=600), 12 * 3600, 0.15
+        replace(config, scale_in_sigma=0, launch_sigma=0, rise_sigma=0, rate_window_s=600),
+        12 * 3600,
+        0.15,
     )
     launches = sum(d.launch for d in held[120:])  # after the first hour
     assert launches < sum(d.launch for d in churned[120:])
@@ -404,13 +415,13 @@ def steady_memory(now: float, per_hour: float, outstanding: int) -> Memory:
 
 def test_a_queue_near_its_line_keeps_the_fleet_a_short_one_lets_one_go() -> None:
     config = replace(CONFIG, min_instances=0, max_instances=50, scale_in_after_s=0)
-    fleet = up(21, 1000, "busy")
+    fleet = up(22, 1000, "busy")
     per_hour = 20.8 * 20  # 20.8 instances' worth of three-minute jobs
     near = decide(
-        observed(fleet, visible=60, in_flight=21), config, steady_memory(1000, per_hour, 81), 1000
+        observed(fleet, visible=60, in_flight=22), config, steady_memory(1000, per_hour, 82), 1000
     )
     short = decide(
-        observed(fleet, visible=10, in_flight=21), config, steady_memory(1000, per_hour, 31), 1000
+        observed(fleet, visible=10, in_flight=22), config, steady_memory(1000, per_hour, 32), 1000
     )
     assert near.drain == () and near.launch == 0  # 60 waiting would cross the line within the hold
     assert short.drain  # 10 waiting: fewer instances stay busy on a queue that grows for an hour

@@ -5,18 +5,22 @@ it observed and applies the ``Decision``; the planner (``lab plan``) feeds it a 
 a virtual clock. What it carries from one tick to the next is in ``Memory``, handed back with the
 decision.
 
-How many instances: enough that an M/M/c queue at the estimated arrival rate keeps 95 % of waits
-under the latency target's budget (Erlang C), and more while a backlog is older than the budget
-allows. The arrival rate is not observable on SQS; it is estimated as completions (jobs in flight
-/ mean job time, Little's law on the servers) plus the growth of the queue, smoothed. A server is
-one job slot: an instance whose worker runs k jobs at once is k servers (its ``slots``, as its
-status says, weighted by the time its jobs took), so the fleet needs the servers divided by k.
+How many instances: the latency budget is spent on a standing queue rather than on idle
+instances (a queue band). The fleet grows when the backlog's newest job would wait longer than
+its share of the budget (the launch line), and shrinks only to what keeps the queue under that
+line for an hour of arrivals at the high end of their noise (the drain line), or, with an empty
+queue, by the instances idle now. The arrival rate is not observable on SQS; it is estimated as
+completions (jobs in flight / mean job time, Little's law on the servers) plus the growth of the
+queue, smoothed over an hour and over ten minutes. A server is one job slot: an instance whose
+worker runs k jobs at once is k servers (its ``slots``, as its status says, weighted by the time
+its jobs took), so the fleet needs the servers divided by k.
 
 Rules a user relies on: never below ``min_instances`` nor above ``max_instances``; booting
 instances count as capacity already on its way; scale-in only drains (a drained instance is
 terminated once its worker has stopped, so no running job is ever killed); an instance whose
 heartbeat went stale (crashed, frozen) or that never came up is terminated and replaced; and
-scale-in waits until the need has stayed lower for ``scale_in_after_s`` (no flapping).
+scale-in waits until the need has stayed lower for ``scale_in_after_s`` (no flapping), and
+``steady_scale_in`` times as long unless the fast estimate shows demand falling.
 """
 
 from __future__ import annotations
@@ -46,14 +50,17 @@ class ScalerConfig:
     stale_after_s: float = 60.0  # a heartbeat older than this: crashed or frozen, replace it
     billing_s: float = 1.0  # billing granularity: 1 (per second) or 3600 (per hour)
     billing_margin_s: float = 300.0  # hourly billing: drain only in the last part of a paid hour
-    scale_in_after_s: float = 150.0  # the need must stay lower this long before a drain
+    scale_in_after_s: float = 60.0  # the need must stay lower this long before a drain
+    steady_scale_in: float = 2.5  # ... this many times as long unless demand is seen falling
     rate_window_s: float = 3600.0  # smoothing time constant of the rate and job-time estimates
     quantile: float = DEFAULT_QUANTILE
     min_billed_s: float = 60.0  # the least a launch is billed (AWS per second: one minute)
     scale_in_sigma: float = 1.0  # drain only below the need at the rate + this many sd of noise
-    launch_sigma: float = 3.0  # size launches for the rate - this many sd: the queue covers more
+    launch_sigma: float = 3.0  # on a rise, launch for the rate - this many sd of noise
+    rise_sigma: float = 2.0  # a rise: the fast estimate above the slow by this many of its sd
     catch_up_share: float = 0.8  # a backlog must clear within this share of the wait budget
-    hold_s: float = 3600.0  # a drain must last this long before the queue calls one back
+    drain_hold_s: float = 3600.0  # a drain must last this long before the queue calls one back
+    hold_sigma: float = 1.5  # ... against its arrivals plus this many sd of their count
     # Which launches are spot (worker/scaler/market.py): here, beside the bounds, so that
     # `lab provision` sets them once and a deploy (which rewrites the user-data) keeps them.
     spot_fraction: float = 0.0  # of the fleet; 0: all on-demand
@@ -73,7 +80,7 @@ class ScalerConfig:
                 f"need 0 <= min ({self.min_instances}) <= max ({self.max_instances}) instances"
             )
         positive = ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s",
-                    "hold_s", "spot_fallback_window_s")  # fmt: skip
+                    "drain_hold_s", "spot_fallback_window_s")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 found.append(f"{name} must be positive")
@@ -82,9 +89,12 @@ class ScalerConfig:
             "boot_timeout_s",
             "billing_margin_s",
             "scale_in_after_s",
+            "steady_scale_in",
             "min_billed_s",
             "scale_in_sigma",
             "launch_sigma",
+            "rise_sigma",
+            "hold_sigma",
             "spot_fallback_after",
         ):
             if getattr(self, name) < 0:
@@ -273,13 +283,17 @@ def need(
 ) -> tuple[int, str]:
     """Instances to launch up to (before min/max), and the reason in words.
 
-    The latency budget is spent on a queue, not on idle instances: the fleet is sized for the
-    work at the lower of the two rate estimates less ``launch_sigma`` standard deviations (a
-    utilisation of one: the queue covers the rest), and grows beyond that only when the backlog's
-    newest job, B·job/c on c servers, would wait longer than ``clear_s``.
+    The latency budget is spent on a queue, not on idle instances: the fleet grows when the
+    backlog's newest job, B·job/c on c servers, would wait longer than ``clear_s`` (the launch
+    line). Only on a rise the estimates can tell from noise (the fast one above the slow by
+    ``rise_sigma`` of its sd) is it sized ahead of the queue, for the work at the rate less
+    ``launch_sigma`` sd (a utilisation of one: the queue covers the rest). A launch for a rate
+    that merely wobbles would be drained again within the hour.
     """
-    low = max(0.0, min(rate, fast) - config.launch_sigma * rate_noise(rate, config))
-    work = instances(math.ceil(low * job_s - 1e-9), slots)
+    work = 0
+    if fast > rate + config.rise_sigma * fast_noise(rate, config):
+        low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
+        work = instances(math.ceil(low * job_s - 1e-9), slots)
     backlog = observed.visible + observed.delayed
     catch_up = instances(math.ceil(backlog * job_s / clear_s), slots)
     per = f", {slots} jobs at once each" if slots > 1 else ""
@@ -296,6 +310,11 @@ def rate_noise(rate: float, config: ScalerConfig) -> float:
     return math.sqrt(rate / (2 * config.rate_window_s))
 
 
+def fast_noise(rate: float, config: ScalerConfig) -> float:
+    """The same for the fast estimate, smoothed over a sixth of the window."""
+    return rate_noise(rate, config) * math.sqrt(6)
+
+
 def keep_need(
     observed: Observed,
     fleet: Fleet,
@@ -307,37 +326,41 @@ def keep_need(
     slots: int = 1,
 ) -> int:
     """The fewest instances scale-in may leave: fewer would need a launch back within
-    ``hold_s``. A fleet of c below the work keeps its instances busy on a growing queue, which
-    is free; what costs is an idle instance or a launch (a boot's paid idle time). So c may drop
-    to what keeps the backlog B under the catch-up line (c·clear_s/job) for ``hold_s`` at the high
-    rate r: c ≥ (B·job + r·job·hold) / (hold + clear_s). The high rate is:
+    ``drain_hold_s``. A fleet of c below the work keeps its instances busy on a growing queue,
+    which is free; what costs is an idle instance or a launch (a boot's paid idle time). So c may
+    drop to what keeps the backlog B under the launch line (c·clear_s/job) for the hold h against
+    the arrivals A at the high rate r, counted with ``hold_sigma`` sd of their Poisson noise:
+    c ≥ (B + A)·job / (h + clear_s), A = r·h + hold_sigma·√(r·h). The high rate is:
 
-    - noise: the lower of the slow and the fast estimate, each plus ``scale_in_sigma`` of its own
-      Poisson noise (the fast one sees a fall an hour sooner), so a rate wobbling across a
-      boundary between c and c + 1 is not followed down and up again;
+    - noise: the slow estimate plus ``scale_in_sigma`` sd; with an empty queue, the lower of that
+      and the fast estimate plus its sd (it sees a fall an hour sooner; while a queue stands, the
+      queue itself shows a fall, and the noisier fast estimate would drain into wobbles);
     - trend: at least the rate projected one boot time (plus the scale-in window) ahead from the
       fast estimate's lead over the slow one, so a rising demand is not drained into.
 
     With an empty queue, instances idle now are evidence the estimates lag a falling demand: the
-    fleet may drop to those busy. And a fleet may drop to zero when the launches that would
-    serve each arrival (a boot and a scale-in window each) cost less than one instance's idle.
+    fleet may drop to those busy. And it may drop to zero when a launch for each arrival (a boot
+    and a scale-in window, at the rate the fast estimate sees) costs less than one instance idle.
     """
     window = config.rate_window_s
     noise = rate_noise(rate, config)
     slope = (fast - rate) / (window * 5 / 6)  # a ramp puts the fast EMA this far ahead
     ahead = fast + slope * (window / 6 + config.boot_s + config.scale_in_after_s)
-    sigma = config.scale_in_sigma
-    high = max(min(rate + sigma * noise, fast + noise * math.sqrt(6)), ahead)
     backlog = observed.visible + observed.delayed
-    hold = config.hold_s
-    keep = math.ceil((backlog * job_s + high * job_s * hold) / (hold + clear_s) - 1e-9)
+    high = rate + config.scale_in_sigma * noise
+    if not backlog:
+        high = min(high, fast + fast_noise(rate, config))
+    high = max(high, ahead)
+    hold = config.drain_hold_s
+    arrivals = high * hold + config.hold_sigma * math.sqrt(high * hold)
+    keep = math.ceil((backlog + arrivals) * job_s / (hold + clear_s) - 1e-9)
     if backlog:
         return instances(keep, slots)
     idle = sum(1 for m in fleet.serving if m.state == "idle")
     busy = (fleet.capacity - idle) * max(1, slots)
     keep = max(observed.in_flight, min(busy, math.ceil(high * job_s - 1e-9)))
-    per_arrival = config.boot_s + config.scale_in_after_s + job_s
-    if keep == 0 and high * per_arrival >= 1 - high * job_s:
+    seen = max(0.0, min(high, fast))
+    if keep == 0 and seen * (config.boot_s + config.scale_in_after_s) >= 1 - seen * job_s:
         return 1
     return instances(keep, slots)
 
@@ -353,11 +376,20 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
     wanted = min(config.max_instances, max(config.min_instances, wanted))
     keep_n = keep_need(observed, fleet, rate, fast, job_s, clear_s, config, slots)
     keep = min(config.max_instances, max(wanted, keep_n))
-    window = now - config.scale_in_after_s
+    # A drain waits out the window, ``steady_scale_in`` times longer while the surplus could be
+    # noise. It is not when the fast estimate shows demand falling (by one sd), nor when, with
+    # an empty queue, more are surplus than the busy count's sd (Poisson: the root of the work):
+    # then each minute of idle instances is paid for nothing.
+    idle_surplus = not (observed.visible + observed.delayed) and (
+        fleet.capacity - keep > math.sqrt(rate * job_s)
+    )
+    falling = fast < rate - fast_noise(rate, config) or idle_surplus
+    wait_s = config.scale_in_after_s * (1.0 if falling else max(1.0, config.steady_scale_in))
+    kept = now - config.scale_in_after_s * max(1.0, config.steady_scale_in)
     # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
     # for one window rather than drain it on a single look at an idle moment.
     known = memory.needs if memory.at is not None else ((now, fleet.capacity),)
-    needs = (*(n for n in known if n[0] > window), (now, keep))
+    needs = (*(n for n in known if n[0] > kept), (now, keep))
     memory = Memory(
         at=now,
         rate=rate,
@@ -368,7 +400,8 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
         needs=needs,
         slots=slots,
     )
-    held = max(n for _, n in needs)  # scale in only to the highest need of the window
+    # scale in only to the highest need of the window
+    held = max((n for t, n in needs if t > now - wait_s), default=keep)
     target = wanted if wanted >= fleet.capacity else min(fleet.capacity, held)
     live_after = fleet.capacity + len(fleet.draining)  # unhealthy and stopped ones go now
     launch = max(0, min(target - fleet.capacity, config.max_instances - live_after))
@@ -377,7 +410,7 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
     if launch:
         reason = f"launch {launch}: need {wanted}, have {fleet.capacity}; {why}"
     elif drain:
-        reason = f"drain {len(drain)}: need {held} over {config.scale_in_after_s:.0f} s; {why}"
+        reason = f"drain {len(drain)}: need {held} over {wait_s:.0f} s; {why}"
     if fleet.unhealthy:
         reason += f"; replace unhealthy {', '.join(m.id for m in fleet.unhealthy)}"
     return Decision(
