@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import IncompleteReadError
 
 from worker.config import AwsTarget
 
@@ -52,6 +53,25 @@ class CallCounter:
             return sum(self.by_operation.values())
 
 
+def refuse_cut_short(operation_model: Any, response_dict: Mapping[str, Any], **_: Any) -> None:
+    """Raise ``IncompleteReadError`` (a ``BotoCoreError``) for an answer shorter than its
+    Content-Length, before it is parsed (botocore's ``before-parse`` event).
+
+    botocore reads answers without holding them to their declared length, so a connection cut
+    mid-answer reaches the parser truncated: a ``ResponseParserError``, outside botocore's
+    exception tree, so past every caller's handling (through the lab's proxy resetting a fifth
+    of its chunks, 9 % of DescribeInstances calls ended so), or an empty JSON answer taken for a
+    real one. As an ``IncompleteReadError`` it is what it is, a call that failed, and each
+    caller's handling of those applies (the scaler's next tick, the worker's next receive).
+    """
+    body = response_dict.get("body")
+    if not isinstance(body, bytes) or operation_model.http.get("method") == "HEAD":
+        return  # a stream is checked as it is read; a HEAD's length is the object's
+    declared = str(response_dict.get("headers", {}).get("content-length", ""))
+    if declared.isdigit() and len(body) < int(declared):
+        raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(declared))
+
+
 class Clients:
     """The SQS, S3 and CloudWatch Logs clients of one process; EC2, and for provisioning IAM,
     SSM and STS, on first use. ``keys`` (an access key id and secret) sign every call when
@@ -83,6 +103,7 @@ class Clients:
     def _client(self, service: str) -> Any:
         client = self._session.client(service, endpoint_url=self._endpoint, config=self._config)  # type: ignore[call-overload]
         client.meta.events.register("before-call", self.counter)
+        client.meta.events.register("before-parse", refuse_cut_short)
         return client
 
     @cached_property

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lab.errors import LabError, StartFailed
-from lab.runtime import localstack, procs
+from lab.runtime import fidelity, localstack, procs
 from lab.runtime.settings import LabSettings
 
 NAME = "emulator"
@@ -48,10 +48,11 @@ def answers(url: str) -> bool:
 
 def command(settings: LabSettings) -> tuple[list[str], dict[str, str]]:
     """The emulator's command line and the variables it needs (installing LocalStack if asked
-    for and missing)."""
+    for and missing). Either runs through ``fidelity``, which first patches in what AWS does
+    and the emulators do not."""
     if settings.env == "local":
         port = str(settings.emulator_port)
-        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port], {}
+        return [sys.executable, fidelity.__file__, "moto.server", "-H", "127.0.0.1", "-p", port], {}
     if settings.env == "localstack":
         data = settings.home / "localstack"
         (data / "tmp").mkdir(parents=True, exist_ok=True)

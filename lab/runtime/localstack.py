@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from lab.errors import StartFailed
+from lab.runtime import fidelity
 
 VERSION = "4.13.1"
 PINS = (
@@ -61,8 +62,8 @@ def install(tools: Path) -> Path:
 
 
 def argv(python: Path) -> list[str]:
-    """The command that runs LocalStack in the foreground."""
-    return [str(python), "-m", "localstack.runtime.main"]
+    """The command that runs LocalStack in the foreground, through ``fidelity``."""
+    return [str(python), fidelity.__file__, "localstack.runtime.main"]
 
 
 def environment(port: int, data: Path) -> dict[str, str]:

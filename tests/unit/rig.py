@@ -118,6 +118,7 @@ class Rig:
         heartbeat_s: float = 10.0,
         store: DictStore | None = None,
         concurrency: int = 1,
+        batch_size: int = 10,
         services_extra: str = "",
     ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
@@ -130,6 +131,7 @@ class Rig:
             retry=Retry(attempts=2, base_s=0, cap_s=0), url_policy=UrlPolicy(allow_loopback=True),
             wait_time_s=0, visibility_timeout_s=visibility_s, heartbeat_interval_s=heartbeat_s,
             hold_s=hold_s, max_receive_count=max_receive_count, concurrency=concurrency,
+            batch_size=batch_size,
         )  # fmt: skip
         self.queue = MemoryQueue(max_receive_count)
         self.store = store if store is not None else DictStore()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from memstore import DictStore
 
 from worker.errors import ClaimBusy, ClaimLost
 from worker.state.claims import Acquired, AlreadyDone, Claim, Claims, claim_key, decide
+from worker.state.layout import claim_path
 
 
 def test_key_prefers_the_clients_request_id() -> None:
@@ -50,3 +53,34 @@ def test_renewal_keeps_the_claim_and_detects_loss() -> None:
     assert renewed.lease_until == 18
     with pytest.raises(ClaimLost):
         claims.renew(got.claim, now=9, lease_s=10)  # stale etag: someone wrote since
+
+
+class AnswersLost(DictStore):
+    """Every conditional write lands, its answer is lost, and the SDK sends it again: the caller
+    sees the retry's answer — its own write in the way (a connection reset after S3 acted)."""
+
+    def create(self, key: str, doc: dict[str, Any]) -> str:
+        super().create(key, doc)
+        return super().create(key, doc)
+
+    def replace(self, key: str, doc: dict[str, Any], etag: str) -> str:
+        super().replace(key, doc, etag)
+        return super().replace(key, doc, etag)
+
+
+def test_a_write_whose_answer_was_lost_is_recognised_as_its_own() -> None:
+    store = AnswersLost()
+    claims = Claims(store, "w1")
+    got = claims.acquire("k", "m", now=0, lease_s=10)  # not busy with itself
+    assert isinstance(got, Acquired) and not got.takeover
+    renewed = claims.renew(got.claim, now=8, lease_s=10)  # not lost to itself
+    finished = claims.finish(renewed, "<ours/>")  # not fenced by itself
+    assert finished.etag == store.docs[claim_path("k")].etag
+    again = Claims(store, "w2").acquire("k", "m", now=20, lease_s=10)
+    assert isinstance(again, AlreadyDone) and again.claim.response == "<ours/>"
+    published = claims.publish("r", "m2", "<result/>", now=30)
+    assert published.ours and published.claim.response == "<result/>"
+    # Another writer's document is never taken for one's own.
+    with pytest.raises(ClaimLost):
+        Claims(store, "w2").renew(renewed, now=9, lease_s=10)
+    assert not Claims(store, "w2").publish("r", "m2", "<other/>", now=31).ours

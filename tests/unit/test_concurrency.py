@@ -377,3 +377,61 @@ def test_lab_service_list_shows_each_services_concurrency() -> None:
     rows = CliRunner().invoke(service_cli.app, ["list", "--json"])
     found = {row["name"]: row["concurrency"] for row in json.loads(rows.output)["services"]}
     assert (found["analyze"], found["encrypt"]) == (1, 4)
+
+
+def spy_receives(rig: Rig) -> list[tuple[int, int, bool]]:
+    """Record each receive: the seconds it may wait, what it brought, whether jobs were running."""
+    seen: list[tuple[int, int, bool]] = []
+    real = rig.queue.receive
+
+    def receive(max_messages: int, wait_s: int, visibility_s: int) -> list[Message]:
+        running = bool(rig.worker.jobs)
+        got = real(max_messages, wait_s, visibility_s)
+        seen.append((wait_s, len(got), running))
+        return got
+
+    rig.queue.receive = receive  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_full_receive_is_followed_by_a_receive_ahead_while_jobs_run(
+    make_rig: Callable[..., Rig], gates: Gates
+) -> None:
+    rig = make_rig(concurrency=3, batch_size=2, hold_s=60)
+    sent = [rig.queue.send(request("wide")) for _ in range(4)]
+    receives = spy_receives(rig)
+    resets: list[bool] = []
+    real_reset = rig.heartbeat.reset
+    rig.heartbeat.reset = lambda: (resets.append(bool(rig.worker.jobs)), real_reset())  # type: ignore[method-assign]
+    rig.queue.on_empty = rig.worker.stop
+    loop = start(rig)
+    # Two came (a full batch of two); a third slot was free: the next two came before either
+    # job could end, one of them started in it, the other waits for a slot.
+    wait_for(lambda: gates.started("wide") == 3)
+    assert rig.inbox.waiting() == 1
+    assert receives[:2] == [(0, 2, False), (0, 2, True)]
+    gates.open()
+    loop.join(30)
+    assert not loop.is_alive()
+    assert answers(rig) == dict.fromkeys(sent, "success")
+    assert rig.worker.stats.outcomes == {"delivered": 4}
+    # The heartbeat counts from a receive only when it brought everything held.
+    assert resets and not any(resets)
+
+
+def test_no_receive_ahead_after_a_receive_that_came_short(
+    make_rig: Callable[..., Rig], gates: Gates
+) -> None:
+    rig = make_rig(concurrency=3, batch_size=3, hold_s=60)
+    first = [rig.queue.send(request("wide")) for _ in range(2)]
+    receives = spy_receives(rig)
+    loop = start(rig)
+    wait_for(lambda: gates.started("wide") == 2)
+    late = rig.queue.send(request("wide"))
+    threading.Event().wait(0.5)  # time enough for a receive, were one due
+    assert gates.started("wide") == 2 and len(receives) == 1
+    rig.queue.on_empty = rig.worker.stop
+    gates.open()
+    loop.join(30)
+    assert not loop.is_alive()
+    assert answers(rig) == dict.fromkeys([*first, late], "success")

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.consume.inbox import Inbox
 from worker.consume.queue import RequestQueue
+from worker.errors import StoreError
 from worker.state.activity import EventName
 
 _log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Heartbeat:
         while not self._closed.wait(_TICK_S):
             try:
                 self.tick()
-            except (BotoCoreError, ClientError) as exc:
+            except (BotoCoreError, ClientError, StoreError) as exc:
                 # A missed beat is survivable: the next one retries well inside the timeout.
                 _log.warning("heartbeat failed: %s", exc)
 

@@ -8,8 +8,10 @@ service's own ``concurrency`` allow, passing over a message whose service is at 
 waits, kept invisible by the heartbeat, and starts when a job of its service ends). Meanwhile it
 hands back the messages still waiting once the longest-running job has held the batch for
 ``hold_s`` — except one on its last receive, which SQS would dead-letter unanswered. The next
-receive comes when the batch is worked through. The heartbeat, beside them, only extends
-visibility and renews the leases.
+receive comes when the batch is worked through — or sooner, when the last receive came full (the
+queue has more) and a slot is free with nothing waiting for it: a receive ahead, without a long
+poll, so slots do not idle through a batch's tail, its deletes and the next receive's round trip.
+The heartbeat, beside them, only extends visibility and renews the leases.
 
 SIGTERM drains: no new receive and no new job, the running jobs finish, messages on their last
 receive are answered, the rest are handed back, every decided outcome is settled.
@@ -69,6 +71,7 @@ class Worker:
         self.settle = Settle(queue, log, self.stats)
         self.slots = Slots(config.concurrency, self.limit)
         self.jobs: dict[str, _JobThread] = {}  # by message id: job threads started, not reaped
+        self.more = False  # the last receive came full: the queue has more (receive ahead)
         self.ended = threading.Event()  # set by a job thread once it has decided its outcome
 
     def run(self) -> Stats:
@@ -89,21 +92,30 @@ class Worker:
         return self.stats
 
     def receive(self) -> list[Message]:
-        """One long poll; an AWS error pauses briefly rather than ending the worker."""
-        self.idle.set()
+        """One long poll — or, with jobs running (a receive ahead), one that does not wait; an
+        AWS error pauses briefly rather than ending the worker."""
+        ahead = bool(self.jobs)
+        self.more = False
+        if not ahead:
+            self.idle.set()  # only an idle long poll is cut short by a signal
+        size = self.batch_size()
         try:
             if self.stop.is_set():
                 return []
-            batch = self.queue.receive(
-                self.batch_size(), self.config.wait_time_s, self.config.visibility_timeout_s
-            )
+            wait_s = 0 if ahead else self.config.wait_time_s
+            batch = self.queue.receive(size, wait_s, self.config.visibility_timeout_s)
         except (BotoCoreError, ClientError) as exc:
             self.log.event("error", status="RECEIVE_FAILED", detail=str(exc))
-            self.stop.wait(_ERROR_PAUSE_S)
+            if not ahead:  # running jobs are not kept waiting: no receive ahead till the next
+                self.stop.wait(_ERROR_PAUSE_S)
             return []
         finally:
             self.idle.clear()
-        self.heartbeat.reset()
+        self.more = len(batch) >= size
+        if not ahead:
+            # Everything held came with this receive. Not after a receive ahead: the messages
+            # of the running jobs were received earlier and are extended on their own schedule.
+            self.heartbeat.reset()
         for message in batch:
             if self.last_receive(message):
                 # Said at once, not when its turn comes: should this instance die holding it,
@@ -151,7 +163,8 @@ class Worker:
 
     def work_through(self) -> None:
         """Run the held messages, as many at once as the slots allow, until none waits and none
-        runs; on stop, start no more (``shutdown`` hands the rest back) and let the running end."""
+        runs, or until it is time to receive ahead; on stop, start no more (``shutdown`` hands
+        the rest back) and let the running end."""
         groups: dict[str, Group] = {}
 
         def fits(message: Message) -> bool:
@@ -165,10 +178,22 @@ class Worker:
             if not self.stop.is_set():
                 while (message := self.inbox.take(fits)) is not None:
                     self.start_job(message, groups[message.message_id])
-            if not self.jobs:
+            if not self.jobs or self.receive_ahead():
                 return
             self.ended.wait(_TICK_S)
             self.hand_back_held_too_long()
+
+    def receive_ahead(self) -> bool:
+        """Receive before the running jobs end: the last receive came full, a slot of the cap is
+        free, nothing waits for one, and no job has run for half of ``hold_s`` — once one has
+        run ``hold_s``, whatever waits is handed back, each hand-back a receive of the message's
+        spent; what a receive ahead brings has the other half to start."""
+        if not self.more or self.stop.is_set() or len(self.jobs) >= self.config.concurrency:
+            return False
+        if self.inbox.waiting():
+            return False
+        running = self.inbox.running()
+        return not running or self.clock() - running[0].started < self.config.hold_s / 2
 
     def start_job(self, message: Message, group: Group) -> None:
         """Start ``message``'s job thread in a slot of ``group``."""

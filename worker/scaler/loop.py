@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from types import FrameType
@@ -267,7 +268,11 @@ class Scaler:
             if self.request_drain(instance_id, now, token):
                 self.log.event("drain", detail=f"{instance_id}: asked to stop receiving")
         if decision.launch:
-            client_token = f"{self.settings.fleet}-{token}-{self.ticks}"[:64]
+            # One token per decision, unique for good: EC2 answers a repeated token with the
+            # instances its first use started (for a day or more after they end), so a token that
+            # recurs — a fleet torn down and provisioned again, its lease tokens and ticks
+            # counting from 1 — would launch nothing. (≤ 64 characters with the spot suffix.)
+            client_token = f"{self.settings.fleet[:16]}-{uuid.uuid4().hex}"
             launched = self.launch(decision.launch, client_token, market, known, now)
             self.log.event("launched", detail=f"{', '.join(launched)}")
         if decision.acts:
@@ -282,7 +287,7 @@ class Scaler:
         recent = recent_interruptions(known.seen.values(), now, market.window_s)
         spot = spot_launches(count, self.markets, market, recent)
         fleet, ec2_client = self.settings.fleet, self.clients.ec2
-        launched = ec2.launch(ec2_client, fleet, spot, f"{client_token}-s"[:64], spot=True)
+        launched = ec2.launch(ec2_client, fleet, spot, f"{client_token}-s", spot=True)
         return launched + ec2.launch(ec2_client, fleet, count - spot, client_token)
 
     def request_drain(self, instance_id: str, now: float, token: int) -> bool:

@@ -142,6 +142,8 @@ class Claims:
         found = self._store.read(claim_path(key))
         if found is None:  # deleted between our create and read: try once more from scratch
             return self.acquire(key, message_id, now, lease_s)
+        if found.doc == fresh.doc():  # our own create, its answer lost: see ``_write``
+            return Acquired(_replace(fresh, etag=found.etag), takeover=False)
         existing = _from(key, found)
         verdict = decide(existing, now)
         if verdict == "done":
@@ -197,6 +199,8 @@ class Claims:
         found = self.lookup(key)
         if found is None:
             raise StoreError(f"the result of {key} was published and is gone")
+        if found.doc() == done.doc():  # our own create, its answer lost: see ``_write``
+            return Published(found, ours=True)
         if found.state != "done":
             raise ClaimBusy(f"claim held by {found.owner}", max(0.0, found.lease_until - now))
         if not isinstance(found.response, str):
@@ -204,8 +208,24 @@ class Claims:
         return Published(found, ours=False)
 
     def _write(self, claim: Claim, etag: str) -> Claim:
+        """Replace the claim if it still has ``etag``; ``ClaimLost`` if someone else wrote it.
+
+        A conditional write can fail its condition on its own account: it landed, its answer
+        was lost (a connection reset), the SDK sent it again, and the retry found the write
+        itself in the way. The stored document is then exactly the one written — no other
+        writer's can be (another owner, token or lease end) — so it counts as written. The same
+        holds for the creates in ``acquire`` and ``publish``. Left as a loss, a renewal would
+        read as a takeover, and a finish as fenced: the message left unanswered, dead-lettered
+        if it was on its last receive. ``StoreError`` when the check itself cannot read."""
+        doc = claim.doc()
         try:
-            new_etag = self._store.replace(claim_path(claim.key), claim.doc(), etag)
+            new_etag = self._store.replace(claim_path(claim.key), doc, etag)
         except PreconditionFailed:
-            raise ClaimLost(f"claim {claim.key} was taken over; result withheld") from None
+            try:
+                found = self._store.read(claim_path(claim.key))
+            except BotoCoreError as exc:
+                raise StoreError(f"cannot tell who wrote claim {claim.key}: {exc}") from None
+            if found is None or found.doc != doc:
+                raise ClaimLost(f"claim {claim.key} was taken over; result withheld") from None
+            new_etag = found.etag
         return _replace(claim, etag=new_etag)
