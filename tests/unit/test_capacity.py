@@ -132,19 +132,30 @@ def test_backlog_launches_before_the_queue_would_make_jobs_late() -> None:
 
 def test_an_instance_running_four_jobs_at_once_counts_as_four_servers() -> None:
     # The same demand as above, on workers that say they run 4 jobs at once: 22 servers are
-    # 6 instances (21 busy slots: 6 instances, each with its 4 jobs in flight).
+    # 6 instances (21 busy slots: 6 instances, each with its 4 jobs in flight). The queue grows
+    # by one a minute; each fleet must grow before its own queue's predicted wait (queue x job
+    # / servers, plus a boot) passes the budget — 6 servers of one job, or 24 of four.
+    config = replace(CONFIG, max_instances=100)
     members = tuple(replace(m, slots=4) for m in up(6, 0, "busy"))
     ticks = [
-        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 1200, 30)
+        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 7200, 30)
     ]
-    decisions = run(ticks, replace(CONFIG, max_instances=100))
-    assert 6 <= decisions[-1].desired <= 7
-    assert "4 jobs at once each" in decisions[-1].reason
-    one_at_a_time = run(
+    four = run(ticks, config)
+    assert 6 <= four[40].desired <= 7  # after 20 minutes
+    assert "4 jobs at once each" in four[40].reason
+    one = run(
         [(t, observed(at(up(6, 0, "busy"), t), visible=t // 60, in_flight=21)) for t, _ in ticks],
-        replace(CONFIG, max_instances=100),
+        config,
     )
-    assert one_at_a_time[-1].desired >= 22
+    budget = budget_s(180, config)
+
+    def grows_by(decisions: list[Decision], servers: int) -> bool:
+        late = next(t for t, seen in ticks if seen.visible * 180 / servers + config.boot_s > budget)
+        return any(d.desired > 6 for (t, _), d in zip(ticks, decisions, strict=True) if t < late)
+
+    assert grows_by(one, 6) and grows_by(four, 24)
+    assert not grows_by(four, 6)  # four jobs at once: no launch when one-job instances need it
+    assert one[-1].desired >= 3 * four[-1].desired  # after two hours: 4 servers each, or 1
 
 
 def test_servers_per_instance_are_the_median_said_and_remembered_while_none_serves() -> None:
