@@ -110,32 +110,52 @@ def test_max_counts_draining_instances_still_alive() -> None:
     assert decision.launch == 0  # 2 serving + 3 draining are 5 live instances already
 
 
-def test_backlog_launches_for_the_arrival_rate_and_the_slo() -> None:
-    # 10,000 three-minute jobs a day arrive (21 busy, queue growing): about 22 are needed.
+def test_backlog_launches_before_the_queue_would_make_jobs_late() -> None:
+    # 10,000 three-minute jobs a day arrive (21 busy, queue growing by one a minute): about 22
+    # are needed. The policy may spend the latency budget on the queue, but it must want the
+    # 22nd before the queue's predicted wait (queue x job / instances, plus a boot for the new
+    # one) would pass the budget.
     members = up(21, 0, "busy")
-    ticks = [
-        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 1200, 30)
-    ]
     config = replace(CONFIG, max_instances=100)
+    ticks = [
+        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 7200, 30)
+    ]
     decisions = run(ticks, config)
-    assert 22 <= decisions[-1].desired <= 26
+    budget = budget_s(180, config)
+    late = next(t for t, seen in ticks if seen.visible * 180 / 21 + config.boot_s > budget)
+    grown = [(t, d) for (t, _), d in zip(ticks, decisions, strict=True) if d.desired > 21]
+    assert grown, "never wanted a 22nd instance"
+    wants, decision = grown[0]
+    assert wants < late
+    assert 22 <= decision.desired <= 26
 
 
 def test_an_instance_running_four_jobs_at_once_counts_as_four_servers() -> None:
     # The same demand as above, on workers that say they run 4 jobs at once: 22 servers are
-    # 6 instances (21 busy slots: 6 instances, each with its 4 jobs in flight).
+    # 6 instances (21 busy slots: 6 instances, each with its 4 jobs in flight). The queue grows
+    # by one a minute; each fleet must grow before its own queue's predicted wait (queue x job
+    # / servers, plus a boot) passes the budget — 6 servers of one job, or 24 of four.
+    config = replace(CONFIG, max_instances=100)
     members = tuple(replace(m, slots=4) for m in up(6, 0, "busy"))
     ticks = [
-        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 1200, 30)
+        (t, observed(at(members, t), visible=t // 60, in_flight=21)) for t in range(0, 7200, 30)
     ]
-    decisions = run(ticks, replace(CONFIG, max_instances=100))
-    assert 6 <= decisions[-1].desired <= 7
-    assert "4 jobs at once each" in decisions[-1].reason
-    one_at_a_time = run(
+    four = run(ticks, config)
+    assert 6 <= four[40].desired <= 7  # after 20 minutes
+    assert "4 jobs at once each" in four[40].reason
+    one = run(
         [(t, observed(at(up(6, 0, "busy"), t), visible=t // 60, in_flight=21)) for t, _ in ticks],
-        replace(CONFIG, max_instances=100),
+        config,
     )
-    assert one_at_a_time[-1].desired >= 22
+    budget = budget_s(180, config)
+
+    def grows_by(decisions: list[Decision], servers: int) -> bool:
+        late = next(t for t, seen in ticks if seen.visible * 180 / servers + config.boot_s > budget)
+        return any(d.desired > 6 for (t, _), d in zip(ticks, decisions, strict=True) if t < late)
+
+    assert grows_by(one, 6) and grows_by(four, 24)
+    assert not grows_by(four, 6)  # four jobs at once: no launch when one-job instances need it
+    assert one[-1].desired >= 3 * four[-1].desired  # after two hours: 4 servers each, or 1
 
 
 def test_servers_per_instance_are_the_median_said_and_remembered_while_none_serves() -> None:
@@ -354,7 +374,9 @@ def test_a_need_wobbling_within_its_noise_is_not_drained_and_relaunched() -> Non
     config = replace(CONFIG, min_instances=1, max_instances=20, scale_in_after_s=300)
     held = wobbling(config, 12 * 3600, 0.15)
     churned = wobbling(
-        replace(config, scale_in_sigma=0, launch_sigma=0, rate_window_s=600), 12 * 3600, 0.15
+        replace(config, scale_in_sigma=0, launch_sigma=0, rise_sigma=0, rate_window_s=600),
+        12 * 3600,
+        0.15,
     )
     launches = sum(d.launch for d in held[120:])  # after the first hour
     assert launches < sum(d.launch for d in churned[120:])
@@ -391,3 +413,43 @@ def test_heavy_tailed_jobs_leave_the_long_ones_time_to_run() -> None:
     assert budget_s(180, CONFIG, 0.0) == 720  # all jobs alike: the same
     assert budget_s(180, CONFIG, 1.0) == 540  # exponential: less the mean plus one sd
     assert budget_s(180, CONFIG, 100.0) == 18  # never below a tenth of a job
+
+
+# --- the queue band: spend the budget on a queue, not on idle instances
+
+
+def steady_memory(now: float, per_hour: float, outstanding: int) -> Memory:
+    """A scaler that has watched ``per_hour`` three-minute jobs arrive for a while."""
+    rate = per_hour / 3600
+    return Memory(at=now - 30, rate=rate, fast=rate, job_s=180.0, outstanding=outstanding)
+
+
+def test_a_queue_near_its_line_keeps_the_fleet_a_short_one_lets_one_go() -> None:
+    config = replace(CONFIG, min_instances=0, max_instances=50, scale_in_after_s=0)
+    fleet = up(22, 1000, "busy")
+    per_hour = 20.8 * 20  # 20.8 instances' worth of three-minute jobs
+    near = decide(
+        observed(fleet, visible=60, in_flight=22), config, steady_memory(1000, per_hour, 82), 1000
+    )
+    short = decide(
+        observed(fleet, visible=10, in_flight=22), config, steady_memory(1000, per_hour, 32), 1000
+    )
+    assert near.drain == () and near.launch == 0  # 60 waiting would cross the line within the hold
+    assert short.drain  # 10 waiting: fewer instances stay busy on a queue that grows for an hour
+
+
+def test_with_an_empty_queue_only_idle_instances_are_drained() -> None:
+    config = replace(CONFIG, min_instances=0, max_instances=50, scale_in_after_s=0)
+    busy, idle = up(8, 1000, "busy"), up(4, 1000, "idle", prefix="idle-")
+    memory = steady_memory(1000, 9 * 20, 8)  # the estimate lags: the work of 9 to 10 instances
+    decision = decide(observed(busy + idle, in_flight=8), config, memory, 1000)
+    assert sorted(decision.drain) == [m.id for m in idle]
+
+
+def test_rare_arrivals_scale_to_zero_frequent_ones_keep_one() -> None:
+    config = replace(CONFIG, min_instances=0, scale_in_after_s=0)
+    lone = up(1, 1000, "idle")
+    rare = decide(observed(lone), config, steady_memory(1000, 1, 0), 1000)
+    frequent = decide(observed(lone), config, steady_memory(1000, 20, 0), 1000)
+    assert rare.drain == ("i-0",)  # a launch per arrival costs less than an idle instance
+    assert frequent.drain == ()

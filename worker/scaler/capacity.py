@@ -5,18 +5,22 @@ it observed and applies the ``Decision``; the planner (``lab plan``) feeds it a 
 a virtual clock. What it carries from one tick to the next is in ``Memory``, handed back with the
 decision.
 
-How many instances: enough that an M/M/c queue at the estimated arrival rate keeps 95 % of waits
-under the latency target's budget (Erlang C), and more while a backlog is older than the budget
-allows. The arrival rate is not observable on SQS; it is estimated as completions (jobs in flight
-/ mean job time, Little's law on the servers) plus the growth of the queue, smoothed. A server is
-one job slot: an instance whose worker runs k jobs at once is k servers (its ``slots``, as its
-status says, weighted by the time its jobs took), so the fleet needs the servers divided by k.
+How many instances: the latency budget is spent on a standing queue rather than on idle
+instances (a queue band). The fleet grows when the backlog's newest job would wait longer than
+its share of the budget (the launch line), and shrinks only to what keeps the queue under that
+line for an hour of arrivals at the high end of their noise (the drain line), or, with an empty
+queue, by the instances idle now. The arrival rate is not observable on SQS; it is estimated as
+completions (jobs in flight / mean job time, Little's law on the servers) plus the growth of the
+queue, smoothed over an hour and over ten minutes. A server is one job slot: an instance whose
+worker runs k jobs at once is k servers (its ``slots``, as its status says, weighted by the time
+its jobs took), so the fleet needs the servers divided by k.
 
 Rules a user relies on: never below ``min_instances`` nor above ``max_instances``; booting
 instances count as capacity already on its way; scale-in only drains (a drained instance is
 terminated once its worker has stopped, so no running job is ever killed); an instance whose
 heartbeat went stale (crashed, frozen) or that never came up is terminated and replaced; and
-scale-in waits until the need has stayed lower for ``scale_in_after_s`` (no flapping).
+scale-in waits until the need has stayed lower for ``scale_in_after_s`` (no flapping), and
+``steady_scale_in`` times as long unless the fast estimate shows demand falling.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from worker.scaler.erlang import DEFAULT_QUANTILE, servers_for
+from worker.scaler.erlang import DEFAULT_QUANTILE
 from worker.scaler.market import Market
 
 State = Literal["booting", "idle", "busy", "draining", "stopped"]
@@ -46,13 +50,17 @@ class ScalerConfig:
     stale_after_s: float = 60.0  # a heartbeat older than this: crashed or frozen, replace it
     billing_s: float = 1.0  # billing granularity: 1 (per second) or 3600 (per hour)
     billing_margin_s: float = 300.0  # hourly billing: drain only in the last part of a paid hour
-    scale_in_after_s: float = 300.0  # the need must stay lower this long before a drain
+    scale_in_after_s: float = 60.0  # the need must stay lower this long before a drain
+    steady_scale_in: float = 2.5  # ... this many times as long unless demand is seen falling
     rate_window_s: float = 3600.0  # smoothing time constant of the rate and job-time estimates
     quantile: float = DEFAULT_QUANTILE
     min_billed_s: float = 60.0  # the least a launch is billed (AWS per second: one minute)
     scale_in_sigma: float = 1.0  # drain only below the need at the rate + this many sd of noise
-    launch_sigma: float = 2.0  # size launches for the rate - this many sd: the queue covers more
+    launch_sigma: float = 3.0  # on a rise, launch for the rate - this many sd of noise
+    rise_sigma: float = 2.0  # a rise: the fast estimate above the slow by this many of its sd
     catch_up_share: float = 0.8  # a backlog must clear within this share of the wait budget
+    drain_hold_s: float = 3600.0  # a drain must last this long before the queue calls one back
+    hold_sigma: float = 1.5  # ... against its arrivals plus this many sd of their count
     # Which launches are spot (worker/scaler/market.py): here, beside the bounds, so that
     # `lab provision` sets them once and a deploy (which rewrites the user-data) keeps them.
     spot_fraction: float = 0.0  # of the fleet; 0: all on-demand
@@ -72,7 +80,7 @@ class ScalerConfig:
                 f"need 0 <= min ({self.min_instances}) <= max ({self.max_instances}) instances"
             )
         positive = ("slo_p95_s", "job_s", "stale_after_s", "billing_s", "rate_window_s",
-                    "spot_fallback_window_s")  # fmt: skip
+                    "drain_hold_s", "spot_fallback_window_s")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 found.append(f"{name} must be positive")
@@ -81,9 +89,12 @@ class ScalerConfig:
             "boot_timeout_s",
             "billing_margin_s",
             "scale_in_after_s",
+            "steady_scale_in",
             "min_billed_s",
             "scale_in_sigma",
             "launch_sigma",
+            "rise_sigma",
+            "hold_sigma",
             "spot_fallback_after",
         ):
             if getattr(self, name) < 0:
@@ -248,15 +259,6 @@ def budget_s(job_s: float, config: ScalerConfig, scv: float | None = None) -> fl
     return max(config.slo_p95_s - job_s * (1 + spread), 0.1 * job_s)
 
 
-def steady_need(rate: float, job_s: float, scv: float | None, config: ScalerConfig) -> int:
-    """Instances an M/G/c queue at ``rate`` needs so that 95 % of waits fit the budget. The
-    budget is spent, not hoarded: with the timed jobs' own variability (fixed-length jobs wait
-    about half as long as M/M/c's exponential ones), M/M/c until enough jobs were timed."""
-    variability = 1.0 if scv is None else scv
-    budget = budget_s(job_s, config, scv)
-    return servers_for(rate, job_s, budget, config.quantile, scv=variability)
-
-
 def slots_per_instance(fleet: Fleet, memory: Memory) -> int:
     """Servers per instance: the median of the servers the serving instances say they are worth
     (the lower middle one: a mixed fleet is not counted bigger than it is); the last known
@@ -273,24 +275,32 @@ def instances(servers: int, slots: int) -> int:
 def need(
     observed: Observed,
     rate: float,
+    fast: float,
     job_s: float,
-    scv: float | None,
+    clear_s: float,
     config: ScalerConfig,
     slots: int = 1,
 ) -> tuple[int, str]:
-    """Instances needed now (before min/max), and the reason in words."""
-    budget = budget_s(job_s, config, scv)
-    steady = instances(steady_need(rate, job_s, scv, config), slots)
-    # The newest of a backlog B waits about B·job/c on c servers. When that exceeds half the
-    # budget, more are needed now: the rate estimate lags a step up in demand, the queue does not.
+    """Instances to launch up to (before min/max), and the reason in words.
+
+    The latency budget is spent on a queue, not on idle instances: the fleet grows when the
+    backlog's newest job, B·job/c on c servers, would wait longer than ``clear_s`` (the launch
+    line). Only on a rise the estimates can tell from noise (the fast one above the slow by
+    ``rise_sigma`` of its sd) is it sized ahead of the queue, for the work at the rate less
+    ``launch_sigma`` sd (a utilisation of one: the queue covers the rest). A launch for a rate
+    that merely wobbles would be drained again within the hour.
+    """
+    work = 0
+    if fast > rate + config.rise_sigma * fast_noise(rate, config):
+        low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
+        work = instances(math.ceil(low * job_s - 1e-9), slots)
     backlog = observed.visible + observed.delayed
-    clear_s = budget * config.catch_up_share
     catch_up = instances(math.ceil(backlog * job_s / clear_s), slots)
     per = f", {slots} jobs at once each" if slots > 1 else ""
-    if catch_up > steady:
+    if catch_up > work:
         return catch_up, f"backlog {backlog} must clear within {clear_s:.0f} s{per}"
-    return steady, (
-        f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s within {budget:.0f} s wait (p95){per}"
+    return work, (
+        f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s; queue spends {clear_s:.0f} s wait{per}"
     )
 
 
@@ -300,24 +310,59 @@ def rate_noise(rate: float, config: ScalerConfig) -> float:
     return math.sqrt(rate / (2 * config.rate_window_s))
 
 
-def keep_need(
-    rate: float, fast: float, job_s: float, scv: float | None, config: ScalerConfig, slots: int = 1
-) -> int:
-    """The fewest instances scale-in may leave: what would be launched again soon. Two guards
-    against paying a launch (a boot's idle time, the minimum bill) to undo a drain:
+def fast_noise(rate: float, config: ScalerConfig) -> float:
+    """The same for the fast estimate, smoothed over a sixth of the window."""
+    return rate_noise(rate, config) * math.sqrt(6)
 
-    - noise: the need at the rate plus ``scale_in_sigma`` standard deviations of its estimate
-      (Poisson arrivals smoothed over ``rate_window_s``), so that a need wobbling across a
-      boundary between c and c + 1 instances is not followed down and up again;
-    - trend: the need at the rate projected one boot time (plus the scale-in window) ahead from
-      the fast estimate's lead over the slow one, so a rising demand is not drained into.
+
+def keep_need(
+    observed: Observed,
+    fleet: Fleet,
+    rate: float,
+    fast: float,
+    job_s: float,
+    clear_s: float,
+    config: ScalerConfig,
+    slots: int = 1,
+) -> int:
+    """The fewest instances scale-in may leave: fewer would need a launch back within
+    ``drain_hold_s``. A fleet of c below the work keeps its instances busy on a growing queue,
+    which is free; what costs is an idle instance or a launch (a boot's paid idle time). So c may
+    drop to what keeps the backlog B under the launch line (c·clear_s/job) for the hold h against
+    the arrivals A at the high rate r, counted with ``hold_sigma`` sd of their Poisson noise:
+    c ≥ (B + A)·job / (h + clear_s), A = r·h + hold_sigma·√(r·h). The high rate is:
+
+    - noise: the slow estimate plus ``scale_in_sigma`` sd; with an empty queue, the lower of that
+      and the fast estimate plus its sd (it sees a fall an hour sooner; while a queue stands, the
+      queue itself shows a fall, and the noisier fast estimate would drain into wobbles);
+    - trend: at least the rate projected one boot time (plus the scale-in window) ahead from the
+      fast estimate's lead over the slow one, so a rising demand is not drained into.
+
+    With an empty queue, instances idle now are evidence the estimates lag a falling demand: the
+    fleet may drop to those busy. And it may drop to zero when a launch for each arrival (a boot
+    and a scale-in window, at the rate the fast estimate sees) costs less than one instance idle.
     """
     window = config.rate_window_s
     noise = rate_noise(rate, config)
     slope = (fast - rate) / (window * 5 / 6)  # a ramp puts the fast EMA this far ahead
     ahead = fast + slope * (window / 6 + config.boot_s + config.scale_in_after_s)
-    wobble = steady_need(rate + config.scale_in_sigma * noise, job_s, scv, config)
-    return instances(max(wobble, steady_need(max(0.0, ahead), job_s, scv, config)), slots)
+    backlog = observed.visible + observed.delayed
+    high = rate + config.scale_in_sigma * noise
+    if not backlog:
+        high = min(high, fast + fast_noise(rate, config))
+    high = max(high, ahead)
+    hold = config.drain_hold_s
+    arrivals = high * hold + config.hold_sigma * math.sqrt(high * hold)
+    keep = math.ceil((backlog + arrivals) * job_s / (hold + clear_s) - 1e-9)
+    if backlog:
+        return instances(keep, slots)
+    idle = sum(1 for m in fleet.serving if m.state == "idle")
+    busy = (fleet.capacity - idle) * max(1, slots)
+    keep = max(observed.in_flight, min(busy, math.ceil(high * job_s - 1e-9)))
+    seen = max(0.0, min(high, fast))
+    if keep == 0 and seen * (config.boot_s + config.scale_in_after_s) >= 1 - seen * job_s:
+        return 1
+    return instances(keep, slots)
 
 
 def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
@@ -326,15 +371,25 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
     rate, fast = estimate_rate(observed, memory, job_s, config, now)
     fleet = sort_members(observed.members, config, now)
     slots = slots_per_instance(fleet, memory)
-    low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
-    wanted, why = need(observed, low, job_s, scv, config, slots)
+    clear_s = budget_s(job_s, config, scv) * config.catch_up_share
+    wanted, why = need(observed, rate, fast, job_s, clear_s, config, slots)
     wanted = min(config.max_instances, max(config.min_instances, wanted))
-    keep = min(config.max_instances, max(wanted, keep_need(rate, fast, job_s, scv, config, slots)))
-    window = now - config.scale_in_after_s
+    keep_n = keep_need(observed, fleet, rate, fast, job_s, clear_s, config, slots)
+    keep = min(config.max_instances, max(wanted, keep_n))
+    # A drain waits out the window, ``steady_scale_in`` times longer while the surplus could be
+    # noise. It is not when the fast estimate shows demand falling (by one sd), nor when, with
+    # an empty queue, more are surplus than the busy count's sd (Poisson: the root of the work):
+    # then each minute of idle instances is paid for nothing.
+    idle_surplus = not (observed.visible + observed.delayed) and (
+        fleet.capacity - keep > math.sqrt(rate * job_s)
+    )
+    falling = fast < rate - fast_noise(rate, config) or idle_surplus
+    wait_s = config.scale_in_after_s * (1.0 if falling else max(1.0, config.steady_scale_in))
+    kept = now - config.scale_in_after_s * max(1.0, config.steady_scale_in)
     # A scaler that just started (a new leader) knows no history: it keeps the fleet it found
     # for one window rather than drain it on a single look at an idle moment.
     known = memory.needs if memory.at is not None else ((now, fleet.capacity),)
-    needs = (*(n for n in known if n[0] > window), (now, keep))
+    needs = (*(n for n in known if n[0] > kept), (now, keep))
     memory = Memory(
         at=now,
         rate=rate,
@@ -345,7 +400,8 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
         needs=needs,
         slots=slots,
     )
-    held = max(n for _, n in needs)  # scale in only to the highest need of the window
+    # scale in only to the highest need of the window
+    held = max((n for t, n in needs if t > now - wait_s), default=keep)
     target = wanted if wanted >= fleet.capacity else min(fleet.capacity, held)
     live_after = fleet.capacity + len(fleet.draining)  # unhealthy and stopped ones go now
     launch = max(0, min(target - fleet.capacity, config.max_instances - live_after))
@@ -354,7 +410,7 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
     if launch:
         reason = f"launch {launch}: need {wanted}, have {fleet.capacity}; {why}"
     elif drain:
-        reason = f"drain {len(drain)}: need {held} over {config.scale_in_after_s:.0f} s; {why}"
+        reason = f"drain {len(drain)}: need {held} over {wait_s:.0f} s; {why}"
     if fleet.unhealthy:
         reason += f"; replace unhealthy {', '.join(m.id for m in fleet.unhealthy)}"
     return Decision(
