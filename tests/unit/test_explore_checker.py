@@ -326,3 +326,30 @@ def test_a_dead_letter_whose_holder_died_on_its_last_receive_is_explained_by_it(
     other = line("retry", "b", worker="i-4", message="m-b")
     evidence = Evidence(dead_letters={"m-b": "b"}, activity=[held, other])
     assert not evidence.unexplained_dead_letters()
+
+
+def test_a_worker_that_took_its_own_claim_over_again_had_one_effect() -> None:
+    # Found on a fresh CI run under the explorer's resets: a worker's first run could not
+    # finish (its claim write failed), the message came back to the same worker, which took its
+    # own expired claim over (token 2) and ran again. One effect: the second run's.
+    def claimed(token: str, at: float) -> Line:
+        return Line("i-1", "m-a", "a", "claimed", "ok", f"token {token}", at_ms=round(at * 1000))
+
+    def same_worker(finished_token: int) -> Evidence:
+        return Evidence(
+            queue=[answer("a")],
+            activity=[
+                claimed("1", T0 + 0.4),
+                ran("a", T0 + 1, 0.5),
+                claimed("2 (takeover)", T0 + 8.4),
+                ran("a", T0 + 9, 0.5),
+                delivered("a", T0 + 9.1),
+            ],
+            claims={claim_path(claim_key("", "a")): {"owner": "i-1", "state": "done",
+                                                       "token": finished_token,
+                                                       "response": "r"}},
+        )  # fmt: skip
+
+    assert classify(same_worker(2), sent("a")) == {"a": "answered"}
+    # The first run finished the claim (token 1): the second had no business running.
+    assert classify(same_worker(1), sent("a")) == {"a": "duplicate_effects"}

@@ -118,7 +118,7 @@ def classify(evidence: Evidence, sent: Sequence[Sent]) -> dict[str, str]:
     dead = set(evidence.dead_letters.values())
     classes: dict[str, str] = {}
     for key in {s.key for s in sent}:
-        again = _ran_again(runs.get(key, []), published.get(key), _finisher(evidence, key))
+        again = _ran_again(runs.get(key, []), published.get(key), *_finisher(evidence, key))
         if len(bodies.get(key, ())) > 1 or again:
             classes[key] = "duplicate_effects"
         elif key in dead:
@@ -150,7 +150,8 @@ def _result(body: str) -> str:
 
 @dataclass(frozen=True)
 class Run:
-    """One completed run of the binary: when it began and ended, where, and whether that
+    """One completed run of the binary: when it began and ended, where, under which claim token
+    (its worker's last "claimed" line for the message; None in result mode), and whether that
     worker delivered its result afterwards."""
 
     start: float
@@ -158,6 +159,10 @@ class Run:
     worker: str
     message_id: str
     delivered: bool = False
+    token: int | None = None
+
+
+_TOKEN = re.compile(r"token (\d+)")
 
 
 def _runs(activity: Sequence[Line]) -> dict[str, list[Run]]:
@@ -165,12 +170,16 @@ def _runs(activity: Sequence[Line]) -> dict[str, list[Run]]:
     delivered when the same worker delivered the same message before it ran it again."""
     runs: dict[str, list[Run]] = defaultdict(list)
     open_runs: dict[tuple[str, str], tuple[str, int]] = {}  # (worker, message) -> its last run
+    tokens: dict[tuple[str, str], int] = {}  # (worker, message) -> the token it last claimed
     for line in sorted(activity, key=lambda x: x.at_ms):
         where = (line.worker, line.message_id)
-        if line.event == "ran":
+        if line.event == "claimed" and (found := _TOKEN.search(line.detail)):
+            tokens[where] = int(found.group(1))
+        elif line.event == "ran":
             end = line.at_ms / 1000
             took = 0.0 if line.seconds == "-" else float(line.seconds)
-            runs[line.request_id].append(Run(end - took, end, line.worker, line.message_id))
+            run = Run(end - took, end, line.worker, line.message_id, token=tokens.get(where))
+            runs[line.request_id].append(run)
             open_runs[where] = (line.request_id, len(runs[line.request_id]) - 1)
         elif line.event == "delivered" and where in open_runs:
             key, index = open_runs.pop(where)
@@ -185,11 +194,14 @@ def _claim_path(key: str) -> str:
     return claim_path(claim_key("", key))
 
 
-def _finisher(evidence: Evidence, key: str) -> str | None:
-    """The worker whose finished claim holds the request's response, if it is finished."""
+def _finisher(evidence: Evidence, key: str) -> tuple[str | None, int | None]:
+    """The worker whose finished claim holds the request's response, and the claim's token, if
+    it is finished."""
     doc = evidence.claims.get(_claim_path(key)) or {}
-    owner = doc.get("owner")
-    return owner if doc.get("state") == "done" and isinstance(owner, str) else None
+    owner, token = doc.get("owner"), doc.get("token")
+    if doc.get("state") != "done" or not isinstance(owner, str):
+        return None, None
+    return owner, token if isinstance(token, int) else None
 
 
 def _published(activity: Sequence[Line]) -> dict[str, float]:
@@ -203,7 +215,10 @@ def _published(activity: Sequence[Line]) -> dict[str, float]:
 
 
 def _ran_again(
-    runs: list[Run], published_at: float | None = None, finisher: str | None = None
+    runs: list[Run],
+    published_at: float | None = None,
+    finisher: str | None = None,
+    finisher_token: int | None = None,
 ) -> bool:
     """True when a run should not have been.
 
@@ -212,14 +227,23 @@ def _ran_again(
     deliver the one published response and are no duplicate effect.
 
     Lease mode: a run that began after a run with an effect had ended -- one its worker
-    delivered, or the run of ``finisher``, the worker whose finished claim holds the response.
+    delivered, or the run of ``finisher``, the worker whose finished claim holds the response,
+    under that claim's token (``finisher_token``): a worker whose finish failed (fenced off its
+    own claim, or the write unreachable) and that took its own claim over again later ran twice
+    with one effect, the second run's. Found on a fresh CI run, under the explorer's resets.
     A run cut off before its result was published (its body crashed, or lost the claim between
     the run and the fenced finish: a zombie and its taker) had no effect, and the run that
     recovers it is the request's first: found by `lab chaos explore`'s soak, a crash 0.1 s
     after the binary ended had counted as a first run."""
     if published_at is not None:
         return any(run.start >= published_at for run in runs)
-    effective = [r for r in runs if r.delivered or (finisher is not None and r.worker == finisher)]
+
+    def finished_it(run: Run) -> bool:
+        if finisher is None or run.worker != finisher:
+            return False
+        return run.token is None or finisher_token is None or run.token == finisher_token
+
+    effective = [r for r in runs if r.delivered or finished_it(r)]
     if not effective:
         return False
     first_end = min(r.end for r in effective)
