@@ -199,7 +199,9 @@ class Claims:
         found = self.lookup(key)
         if found is None:
             raise StoreError(f"the result of {key} was published and is gone")
-        if found.doc() == done.doc():  # our own create, its answer lost: see ``_write``
+        if found.doc() == done.doc():
+            # Our own create, its answer lost (see ``_write``) — or a copy of this very message
+            # run on this worker to the same bytes, which is what a loser delivers anyway.
             return Published(found, ours=True)
         if found.state != "done":
             raise ClaimBusy(f"claim held by {found.owner}", max(0.0, found.lease_until - now))
