@@ -13,7 +13,7 @@ from worker.aws import Clients
 from worker.config import WorkerConfig, load_worker_config
 from worker.consume.heartbeat import Beat, Heartbeat
 from worker.consume.inbox import Inbox
-from worker.consume.loop import Interrupted, Worker
+from worker.consume.loop import Worker
 from worker.consume.notice import NoticeWatcher, abandon_if_late, read
 from worker.consume.offload import DeleteBodies
 from worker.consume.queue import RequestQueue
@@ -123,9 +123,7 @@ def main() -> int:
         # Draining has begun; a second SIGTERM (group-wide, then forwarded by the supervisor)
         # must not kill the worker on its way out, when Python has reset its handlers.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        worker.stop.set()
-        if worker.idle.is_set():
-            raise Interrupted
+        worker.stop.set()  # a long poll in flight ends by itself: cut, it could swallow a message
 
     signal.signal(signal.SIGTERM, drain)
     signal.signal(signal.SIGINT, drain)

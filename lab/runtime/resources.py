@@ -19,6 +19,10 @@ from worker.aws import Clients
 from worker.config import AwsTarget
 
 LAB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+# An emulator's workers long-poll 2 s, not AWS's 20: a drain waits out the poll in flight (cut,
+# the queue would hand its next message to a client that had gone), and the lab drains, rolls
+# out and comes down in compressed time as its scaler does.
+LAB_WAIT_TIME = {"FLEETLAB_WAIT_TIME": "2"}
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,11 @@ class LabEnv:
         return self.env in environment.EMULATED
 
     def worker_env(self) -> dict[str, str]:
-        """The variables a worker is configured from (the emulators' fake keys included; on
-        AWS no keys at all: the worker's boto3 takes the instance role or the caller's chain)."""
+        """The variables a worker is configured from (the emulators' fake keys and short long
+        poll included; on AWS no keys at all: the worker's boto3 takes the instance role or the
+        caller's chain)."""
         endpoint = {"FLEETLAB_ENDPOINT_URL": self.endpoint_url} if self.endpoint_url else {}
-        keys = LAB_CREDENTIALS if self.emulated else {}
+        emulated = LAB_CREDENTIALS | LAB_WAIT_TIME if self.emulated else {}
         return {
             "FLEETLAB_ENV": self.env,
             "AWS_REGION": self.region,
@@ -71,7 +76,7 @@ class LabEnv:
             "FLEETLAB_LOG_GROUP": self.log_group,
             "FLEETLAB_MAX_RECEIVE_COUNT": str(self.max_receive_count),
             "FLEETLAB_VISIBILITY_TIMEOUT": str(self.visibility_timeout_s),
-        } | keys
+        } | emulated
 
 
 def lab_clients(region: str, endpoint_url: str | None, emulated: bool = True) -> Clients:

@@ -531,6 +531,27 @@ def test_sigterm_drains_the_running_job(lab: Lab, start_worker: StartWorker) -> 
     wait_until(lambda: lab.depth() == (0, 0), 10, "the request queue to be empty")
 
 
+def test_sigterm_in_a_long_poll_waits_it_out_and_hands_back_what_it_brought(
+    make_lab: Callable[..., Lab], start_worker: StartWorker
+) -> None:
+    # Found by `lab chaos explore` on LocalStack: a drain cut the idle long poll short; the
+    # emulator went on polling for the client that had gone and handed it the next message, which
+    # stayed in flight with a receive spent (its last: a dead letter no worker had seen). SQS
+    # does the same for a poll whose client gives up (the SDK docs: keep the read timeout above
+    # the wait). A message sent into the rest of the poll must come back at once, said so.
+    lab = make_lab(visibility_timeout_s=60)
+    worker = start_worker(lab, FLEETLAB_WAIT_TIME="5")
+    time.sleep(1.0)  # "started" is logged just before the first receive: now it polls
+    worker.terminate()
+    url = lab.put_bytes("in/late.fakevideo", fake_video(0.1))
+    message_id = lab.send(request(request_id=f"late-{tag()}", input_url=url))
+    assert worker.proc.wait(timeout=30) == 0
+    assert lab.depth() == (1, 0)  # visible again, not in flight for the visibility timeout
+    [released] = worker.events("released", message_id)
+    assert released.detail == "draining"
+    assert not worker.events("claimed", message_id)
+
+
 def test_heartbeat_keeps_a_long_job_invisible(lab: Lab, start_worker: StartWorker) -> None:
     assert lab.env.visibility_timeout_s == 4
     url = lab.put_bytes("in/long.fakevideo", fake_video(wall_seconds(6)))

@@ -35,12 +35,14 @@ def test_aws_workers_and_instances_get_no_keys_and_no_endpoint(tmp_path: Path) -
     assert not aws.emulated
     assert not set(LAB_CREDENTIALS) & set(aws.worker_env())
     assert "FLEETLAB_ENDPOINT_URL" not in aws.worker_env()
+    assert "FLEETLAB_WAIT_TIME" not in aws.worker_env()  # AWS's 20 s long poll
     config = instance_config(load_settings({"FLEETLAB_LAB_HOME": str(tmp_path)}, "aws"), aws)
     assert (
         config["FLEETLAB_SPEED"] == "1"
         and config["FLEETLAB_BOOT_PACKAGES"] == "python3-venv sox imagemagick age"
     )
-    assert lab_env("local", "http://127.0.0.1:5000").worker_env()["AWS_ACCESS_KEY_ID"] == "test"
+    emulated = lab_env("local", "http://127.0.0.1:5000").worker_env()
+    assert emulated["AWS_ACCESS_KEY_ID"] == "test" and emulated["FLEETLAB_WAIT_TIME"] == "2"
 
 
 def test_only_a_lab_on_an_emulator_routes_its_instances_through_the_latency_proxy(

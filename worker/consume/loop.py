@@ -14,7 +14,10 @@ poll, so slots do not idle through a batch's tail, its deletes and the next rece
 The heartbeat, beside them, only extends visibility and renews the leases.
 
 SIGTERM drains: no new receive and no new job, the running jobs finish, messages on their last
-receive are answered, the rest are handed back, every decided outcome is settled.
+receive are answered, the rest are handed back, every decided outcome is settled. A long poll in
+flight is waited out (``FLEETLAB_WAIT_TIME`` at most), never cut: SQS goes on polling for a client
+that has gone and hands it the next message, which then stays in flight for the visibility timeout
+with one of its receives spent — on its last, a dead letter no worker saw.
 """
 
 from __future__ import annotations
@@ -41,10 +44,6 @@ _ERROR_PAUSE_S = 2.0
 _TICK_S = 0.25
 
 
-class Interrupted(BaseException):
-    """Raised from the signal handler to end an idle long poll at once."""
-
-
 class Worker:
     """Runs the pipeline over the request queue until ``stop`` is set."""
 
@@ -66,7 +65,6 @@ class Worker:
         self.log = log
         self.clock = clock
         self.stop = threading.Event()
-        self.idle = threading.Event()
         self.stats = Stats()
         self.settle = Settle(queue, log, self.stats)
         self.slots = Slots(config.concurrency, self.limit)
@@ -84,8 +82,6 @@ class Worker:
                 self.inbox.add(self.receive())
                 self.work_through()
             self.finish_last_receives()
-        except Interrupted:
-            pass
         finally:
             self.heartbeat.close()
             self.shutdown()
@@ -96,8 +92,6 @@ class Worker:
         AWS error pauses briefly rather than ending the worker."""
         ahead = bool(self.jobs)
         self.more = False
-        if not ahead:
-            self.idle.set()  # only an idle long poll is cut short by a signal
         size = self.batch_size()
         try:
             if self.stop.is_set():
@@ -109,8 +103,6 @@ class Worker:
             if not ahead:  # running jobs are not kept waiting: no receive ahead till the next
                 self.stop.wait(_ERROR_PAUSE_S)
             return []
-        finally:
-            self.idle.clear()
         self.more = len(batch) >= size
         if not ahead:
             # Everything held came with this receive. Not after a receive ahead: the messages
