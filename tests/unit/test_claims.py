@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from memstore import DictStore
 
 from worker.errors import ClaimBusy, ClaimLost
@@ -51,8 +52,10 @@ def test_renewal_keeps_the_claim_and_detects_loss() -> None:
     assert isinstance(got, Acquired)
     renewed = claims.renew(got.claim, now=8, lease_s=10)
     assert renewed.lease_until == 18
+    taken = Claims(store, "w2").acquire("k", "m", now=19, lease_s=10)
+    assert isinstance(taken, Acquired) and taken.takeover
     with pytest.raises(ClaimLost):
-        claims.renew(got.claim, now=9, lease_s=10)  # stale etag: someone wrote since
+        claims.renew(renewed, now=20, lease_s=10)  # someone else wrote since
 
 
 class AnswersLost(DictStore):
@@ -66,6 +69,42 @@ class AnswersLost(DictStore):
     def replace(self, key: str, doc: dict[str, Any], etag: str) -> str:
         super().replace(key, doc, etag)
         return super().replace(key, doc, etag)
+
+
+class AnswerNeverCame(DictStore):
+    """The next replace lands and no answer comes, the SDK's retries spent: the caller sees an
+    error and keeps the etag it had."""
+
+    lose_next = False
+
+    def replace(self, key: str, doc: dict[str, Any], etag: str) -> str:
+        new_etag = super().replace(key, doc, etag)
+        if self.lose_next:
+            self.lose_next = False
+            raise EndpointConnectionError(endpoint_url="http://s3.test")
+        return new_etag
+
+
+def test_a_renewal_that_landed_unanswered_leaves_the_claim_its_holders() -> None:
+    store = AnswerNeverCame()
+    claims = Claims(store, "w1")
+    got = claims.acquire("k", "m", now=0, lease_s=10)
+    assert isinstance(got, Acquired)
+    store.lose_next = True
+    with pytest.raises(EndpointConnectionError):
+        claims.renew(got.claim, now=5, lease_s=10)  # landed: the lease runs to 15
+    renewed = claims.renew(got.claim, now=8, lease_s=10)  # on the stale etag: still ours
+    assert renewed.lease_until == 18 and renewed.etag == store.docs[claim_path("k")].etag
+    finished = claims.finish(renewed, "<ours/>")
+    assert store.docs[claim_path("k")].doc == finished.doc()
+    # Taken over (token 2), or finished: no longer the holder's, whatever its etag says.
+    first = claims.acquire("t", "m", now=0, lease_s=10)
+    second = Claims(store, "w2").acquire("t", "m", now=11, lease_s=10)
+    assert isinstance(first, Acquired) and isinstance(second, Acquired) and second.takeover
+    with pytest.raises(ClaimLost):
+        claims.renew(first.claim, now=12, lease_s=10)
+    with pytest.raises(ClaimLost):
+        claims.renew(renewed, now=9, lease_s=10)  # its own finish since
 
 
 def test_a_write_whose_answer_was_lost_is_recognised_as_its_own() -> None:

@@ -209,7 +209,7 @@ class Claims:
             raise StoreError(f"the stored result of {key} holds no response")
         return Published(found, ours=False)
 
-    def _write(self, claim: Claim, etag: str) -> Claim:
+    def _write(self, claim: Claim, etag: str, again: bool = True) -> Claim:
         """Replace the claim if it still has ``etag``; ``ClaimLost`` if someone else wrote it.
 
         A conditional write can fail its condition on its own account: it landed, its answer
@@ -218,7 +218,14 @@ class Claims:
         writer's can be (another owner, token or lease end) — so it counts as written. The same
         holds for the creates in ``acquire`` and ``publish``. Left as a loss, a renewal would
         read as a takeover, and a finish as fenced: the message left unanswered, dead-lettered
-        if it was on its last receive. ``StoreError`` when the check itself cannot read."""
+        if it was on its last receive.
+
+        A write of one's own can also land with no answer at all (the SDK's retries spent), and
+        leave this holder's etag behind it. The stored claim is then still this holder's — the
+        same owner and token, running: a takeover bumps the token, a finish ends the running —
+        and the write is made again on top of it (once), rather than read as a takeover that
+        would stop the job for another instance to run again. ``StoreError`` when the check
+        itself cannot read."""
         doc = claim.doc()
         try:
             new_etag = self._store.replace(claim_path(claim.key), doc, etag)
@@ -227,7 +234,15 @@ class Claims:
                 found = self._store.read(claim_path(claim.key))
             except BotoCoreError as exc:
                 raise StoreError(f"cannot tell who wrote claim {claim.key}: {exc}") from None
-            if found is None or found.doc != doc:
+            if found is not None and found.doc == doc:
+                return _replace(claim, etag=found.etag)
+            if found is None or not _held_by(_from(claim.key, found), claim) or not again:
                 raise ClaimLost(f"claim {claim.key} was taken over; result withheld") from None
-            new_etag = found.etag
+            return self._write(claim, found.etag, again=False)
         return _replace(claim, etag=new_etag)
+
+
+def _held_by(stored: Claim, holder: Claim) -> bool:
+    """The stored claim is ``holder``'s, whatever lease end its last write left: the same owner
+    and token, still running."""
+    return (stored.owner, stored.token, stored.state) == (holder.owner, holder.token, "running")
