@@ -132,6 +132,16 @@ class Observed:
     job_seconds: tuple[float, ...] = ()  # recent job durations
     self_id: str | None = None  # the instance the scaler itself runs on, drained last
 
+    @property
+    def backlog(self) -> int:
+        """The requests waiting for a worker: visible now, or delayed."""
+        return self.visible + self.delayed
+
+    @property
+    def outstanding(self) -> int:
+        """Every request not yet answered: waiting, or in flight."""
+        return self.backlog + self.in_flight
+
 
 @dataclass(frozen=True)
 class Memory:
@@ -237,7 +247,7 @@ def estimate_rate(
     """Arrivals/s, smoothed slow and fast: completions (in flight / job time) plus the growth of
     what is queued. The slow estimate is used; it jumps to the fast one when the two differ by
     more than Poisson noise could explain (3 sigma): a step in demand, not a blip."""
-    outstanding = observed.visible + observed.in_flight + observed.delayed
+    outstanding = observed.outstanding
     completions = observed.in_flight / job_s
     if memory.at is None or now <= memory.at:
         return completions, completions
@@ -294,7 +304,7 @@ def need(
     if fast > rate + config.rise_sigma * fast_noise(rate, config):
         low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
         work = instances(math.ceil(low * job_s - 1e-9), slots)
-    backlog = observed.visible + observed.delayed
+    backlog = observed.backlog
     catch_up = instances(math.ceil(backlog * job_s / clear_s), slots)
     per = f", {slots} jobs at once each" if slots > 1 else ""
     if catch_up > work:
@@ -346,7 +356,7 @@ def keep_need(
     noise = rate_noise(rate, config)
     slope = (fast - rate) / (window * 5 / 6)  # a ramp puts the fast EMA this far ahead
     ahead = fast + slope * (window / 6 + config.boot_s + config.scale_in_after_s)
-    backlog = observed.visible + observed.delayed
+    backlog = observed.backlog
     high = rate + config.scale_in_sigma * noise
     if not backlog:
         high = min(high, fast + fast_noise(rate, config))
@@ -380,9 +390,7 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
     # noise. It is not when the fast estimate shows demand falling (by one sd), nor when, with
     # an empty queue, more are surplus than the busy count's sd (Poisson: the root of the work):
     # then each minute of idle instances is paid for nothing.
-    idle_surplus = not (observed.visible + observed.delayed) and (
-        fleet.capacity - keep > math.sqrt(rate * job_s)
-    )
+    idle_surplus = not observed.backlog and (fleet.capacity - keep > math.sqrt(rate * job_s))
     falling = fast < rate - fast_noise(rate, config) or idle_surplus
     wait_s = config.scale_in_after_s * (1.0 if falling else max(1.0, config.steady_scale_in))
     kept = now - config.scale_in_after_s * max(1.0, config.steady_scale_in)
@@ -396,7 +404,7 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
         fast=fast,
         job_s=job_s,
         scv=scv,
-        outstanding=observed.visible + observed.in_flight + observed.delayed,
+        outstanding=observed.outstanding,
         needs=needs,
         slots=slots,
     )
