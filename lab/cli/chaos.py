@@ -16,7 +16,7 @@ import typer
 from lab.chaos import runner
 from lab.chaos.explore import explore, sabotage
 from lab.chaos.explore import report as explore_report
-from lab.chaos.explore.runner import Outcome
+from lab.chaos.explore.runner import Outcome, clean_folder
 from lab.chaos.explore.schedule import Schedule, ScheduleError
 from lab.chaos.report import COLUMNS, details, rows, table
 from lab.chaos.scenarios import SCENARIOS, named
@@ -120,7 +120,8 @@ def explore_cmd(
             schedule.save(save)
         say = (lambda _: None) if as_json else typer.echo
         outcome = explore.play(config, schedule, clean, say)
-    _finish(config, outcome, as_json, plot_file, shrink_trials, say)
+    folder = clean_folder(config, schedule) if clean else None
+    _finish(config, outcome, as_json, plot_file, shrink_trials, say, folder)
 
 
 @app.command("replay")
@@ -140,7 +141,7 @@ def replay_cmd(
         schedule = Schedule.load(schedule_file)
         say = (lambda _: None) if as_json else typer.echo
         outcome = explore.play(config, schedule, True, say)
-    _finish(config, outcome, as_json, plot_file, 0, say)
+    _finish(config, outcome, as_json, plot_file, 0, say, clean_folder(config, schedule))
 
 
 LATENCY = typer.Option(
@@ -171,10 +172,13 @@ def _finish(
     plot_file: Path | None,
     shrink_trials: int,
     say: Callable[[str], None],
+    folder: Path | None,
 ) -> None:
     if plot_file:
         explore_report.plot(outcome, plot_file)
     data = explore_report.as_dict(outcome)
+    if folder is not None:  # a clean run's lab: its instances' user-data and logs
+        data["folder"] = str(folder)
     if not outcome.passed and shrink_trials > 0:
         with errors_to_exit():
             small = explore.minimise(config, outcome.schedule, shrink_trials, say)
@@ -190,6 +194,8 @@ def _finish(
         emit_json(data)
     else:
         typer.echo(explore_report.text(outcome))
+        if folder is not None:
+            typer.echo(f"\ninstances, their user-data and logs: {folder}")
         if "replay" in data:
             typer.echo(
                 f"\nshrunk to {len(small.jobs)} jobs and {len(small.faults)} faults; replay with:"

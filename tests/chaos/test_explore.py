@@ -109,6 +109,9 @@ def test_deleted_requests_are_lost_and_a_worker_skipping_its_claim_duplicates(
     broken = {name for name, ok in rules(report).items() if not ok}
     assert {"nothing lost", "no duplicate effect"} <= broken, timeline
     assert not report["passed"]
+    # The failed run's lab stays to be read: every instance's own activity log.
+    logs = list(Path(report["folder"]).glob("instances/*/root/work/activity.log"))
+    assert len(logs) >= 2 and all('"started -"' in log.read_text() for log in logs), logs
 
 
 # Three clean labs in a row (up, run, settle, down): about 3.5 min per emulator, so `make soak`
@@ -126,3 +129,7 @@ def test_a_failure_is_shrunk_to_a_schedule_that_replays_it(tmp_path: Path) -> No
     assert len(small.faults) <= len(report["faults"]) and len(small.jobs) <= 30
     assert any(f.kind == "sabotage-delete" for f in small.faults)
     assert report["replay"] == f"lab chaos replay {shrunk['schedule']}"
+    # The shrinker's replays ran beside the failed run, not over it: its logs are its own.
+    failed = Path(report["folder"])
+    assert failed.name == "explore-2" and (failed.parent / "explore-2-shrink").is_dir()
+    assert list(failed.glob("instances/*/root/work/activity.log"))

@@ -43,11 +43,16 @@ def draw(options: Options) -> Schedule:
 
 
 def play(
-    settings: LabSettings, schedule: Schedule, clean: bool, say: Callable[[str], None]
+    settings: LabSettings,
+    schedule: Schedule,
+    clean: bool,
+    say: Callable[[str], None],
+    shrinking: bool = False,
 ) -> runner.Outcome:
-    """Play ``schedule`` on a clean lab of its own, or on the lab `lab up` started."""
+    """Play ``schedule`` on a clean lab of its own (a shrinker's trial beside the run it
+    shrinks), or on the lab `lab up` started."""
     if clean:
-        with runner.clean_arena(settings, schedule) as arena:
+        with runner.clean_arena(settings, schedule, shrinking) as arena:
             return runner.play(arena, schedule, say)
     with runner.running_arena(settings, schedule) as arena:
         return runner.play(arena, schedule, say, mine=f"x{schedule.seed}-")
@@ -59,7 +64,7 @@ def minimise(
     """A smaller schedule that still fails, each trial a replay on a clean lab."""
 
     def fails(candidate: Schedule) -> bool:
-        outcome = play(settings, candidate, True, lambda _: None)
+        outcome = play(settings, candidate, True, lambda _: None, shrinking=True)
         say(
             f"shrink: {len(candidate.jobs)} jobs, {len(candidate.faults)} faults: "
             + ("still fails" if not outcome.passed else "passes")

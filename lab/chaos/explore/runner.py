@@ -74,10 +74,17 @@ class Outcome:
         return self.error is None and self.verdict is not None and self.verdict.passed
 
 
+def clean_folder(base: LabSettings, schedule: Schedule, shrinking: bool = False) -> Path:
+    """Where a clean run's lab lives — its instances' user-data and logs stay there after it.
+    The shrinker replays beside it, not in it: the failed run is the one to read."""
+    return base.home / "chaos" / f"explore-{schedule.seed}{'-shrink' if shrinking else ''}"
+
+
 @contextlib.contextmanager
-def clean_arena(base: LabSettings, schedule: Schedule) -> Iterator[Arena]:
-    """A clean lab of the run's own (as the scenarios have), with the proxy on the instances'
-    path when the schedule has network faults; taken down afterwards, whatever happens."""
+def clean_arena(base: LabSettings, schedule: Schedule, shrinking: bool = False) -> Iterator[Arena]:
+    """A clean lab of the run's own (as the scenarios have), in ``clean_folder``, with the proxy
+    on the instances' path when the schedule has network faults; taken down afterwards,
+    whatever happens."""
     setup = Setup(
         instances=schedule.instances,
         bounds=schedule.bounds,
@@ -85,7 +92,7 @@ def clean_arena(base: LabSettings, schedule: Schedule) -> Iterator[Arena]:
         max_receive_count=schedule.max_receive_count,
         spot=schedule.spot,
     )
-    lab = ChaosLab(base, f"explore-{schedule.seed}", schedule.seed, setup)
+    lab = ChaosLab(base, clean_folder(base, schedule, shrinking).name, schedule.seed, setup)
     proxy = None
     if schedule.proxy:  # the explorer's own proxy, with the lab's latency model as its base
         model = model_for(base.latency, schedule.seed)
