@@ -32,6 +32,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -103,6 +104,11 @@ class Shared:
     emulator_port: int | None = None
 
 
+def lab_home(base: LabSettings, name: str) -> Path:
+    """The folder of the chaos lab ``name``: its instances' user-data and logs stay there."""
+    return base.home / "chaos" / name
+
+
 class ChaosLab:
     """One scenario's lab, from ``up`` to ``down``."""
 
@@ -122,7 +128,7 @@ class ChaosLab:
         self.own_emulator = port is None
         self.settings = replace(
             base,
-            home=base.home / "chaos" / name,
+            home=lab_home(base, name),
             shared=base.shared or base.home,
             emulator_port=procs.free_port() if port is None else port,
             receiver_port=procs.free_port(),

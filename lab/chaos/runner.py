@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab.chaos.harness import ChaosLab, Shared
+from lab.chaos.harness import ChaosLab, Shared, lab_home
 from lab.chaos.report import ScenarioReport
 from lab.chaos.scenarios import Scenario
 from lab.runtime import emulator, procs, stack
@@ -36,7 +36,7 @@ def run_all(
 def shared_for(base: LabSettings, scenarios: Sequence[Scenario]) -> Iterator[Shared]:
     """A bundle built once for ``scenarios`` and, unless each needs an emulator of its own, an
     emulator started once (the two at the same time); both go when the run ends."""
-    home = base.home / "chaos" / "shared"
+    home = lab_home(base, "shared")
     settings = replace(base, home=home, shared=base.shared or base.home)
     shutil.rmtree(home, ignore_errors=True)
     port: int | None = None

@@ -29,7 +29,7 @@ from lab.chaos.explore.arena import Arena
 from lab.chaos.explore.checker import Sent
 from lab.chaos.explore.schedule import JobPlan, Schedule
 from lab.chaos.explore.workload import Client
-from lab.chaos.harness import ChaosLab, Setup
+from lab.chaos.harness import ChaosLab, Setup, lab_home
 from lab.ec2.bodies import reap
 from lab.errors import LabError
 from lab.net.latency import model_for
@@ -77,7 +77,7 @@ class Outcome:
 def clean_folder(base: LabSettings, schedule: Schedule, shrinking: bool = False) -> Path:
     """Where a clean run's lab lives — its instances' user-data and logs stay there after it.
     The shrinker replays beside it, not in it: the failed run is the one to read."""
-    return base.home / "chaos" / f"explore-{schedule.seed}{'-shrink' if shrinking else ''}"
+    return lab_home(base, f"explore-{schedule.seed}{'-shrink' if shrinking else ''}")
 
 
 @contextlib.contextmanager
