@@ -16,7 +16,11 @@ from lab.planner.table import footer, header, render, rows
 
 def plan(
     trace: Annotated[
-        str, typer.Option(help="uniform, diurnal, spike, google-2011, or a FILE of counts.")
+        str,
+        typer.Option(
+            help="uniform, diurnal, weekly, spike, bursty[-2], google-2011, flights-2001, "
+            "usgs-quakes, or a FILE of counts."
+        ),
     ] = "uniform",
     jobs_per_day: Annotated[float, typer.Option(help="Mean jobs a day (trace rescaled).")] = 10_000,
     job_seconds: Annotated[float, typer.Option(help="Job time (the mean if exponential).")] = 180,
@@ -35,7 +39,9 @@ def plan(
     ] = None,
     bin_seconds: Annotated[
         float | None,
-        typer.Option(help="Bin length (synthetic 300, INDEX COUNT files 3600, sequences 1)."),
+        typer.Option(
+            help="Bin length (synthetic 300, bursty 1, INDEX COUNT files 3600, sequences 1)."
+        ),
     ] = None,
     days: Annotated[
         float | None, typer.Option(help="Trace length (synthetic 7; files: all, or cut to this).")

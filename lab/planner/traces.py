@@ -19,7 +19,13 @@ Synthetic shapes (5-minute bins, ``days`` long, rescaled afterwards like every t
 
 Files hold either ``INDEX COUNT`` lines (hourly bins unless ``bin_seconds`` says otherwise; the
 trace runs from the first index to the last, missing indices count 0) or one whitespace-separated
-sequence of counts (one-second bins unless told). Lines starting with ``#`` are comments.
+sequence of counts, wrapped over lines as you like (one-second bins unless told). Every line of
+two fields is ``INDEX COUNT``; a first line of two fields with other lines of another width is
+refused as ambiguous. Lines starting with ``#`` are comments.
+
+Bundled traces (real, with their provenance and licence in ``traces/README.md``) carry their own
+bin length: ``google-2011`` hourly submissions, ``flights-2001`` departures per minute,
+``usgs-quakes`` events per second.
 """
 
 from __future__ import annotations
@@ -45,7 +51,11 @@ SPIKE_AT_S = 12 * 3_600.0
 SPIKE_S = 1_800.0
 SPIKE_FACTOR = 8.0
 
-BUNDLED = {"google-2011": "google-2011.txt"}
+BUNDLED = {  # name: (file, its bins' length in seconds)
+    "google-2011": ("google-2011.txt", INDEXED_BIN_S),
+    "flights-2001": ("flights-2001.txt", 60.0),
+    "usgs-quakes": ("usgs-quakes.txt", 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -227,7 +237,7 @@ def parse(text: str, name: str, bin_seconds: float | None = None) -> Trace:
     widths = {len(fields) for _, fields in rows}
     if len(rows) > 1 and widths == {2}:
         counts, default_bin = _indexed(rows, name), INDEXED_BIN_S
-    elif len(rows) == 1 or widths == {1}:
+    elif len(rows) == 1 or len(rows[0][1]) != 2:
         counts = [_number(t, f"{name}, line {n}") for n, fields in rows for t in fields]
         default_bin = SEQUENCE_BIN_S
     else:
@@ -254,9 +264,10 @@ def read(path: Path, bin_seconds: float | None = None) -> Trace:
 
 
 def bundled(name: str, bin_seconds: float | None = None) -> Trace:
-    """A trace shipped with the planner, by name."""
-    text = resources.files("lab.planner").joinpath("traces", BUNDLED[name]).read_text("utf-8")
-    return replace(parse(text, name, bin_seconds), name=name)
+    """A trace shipped with the planner, by name, in its own bins unless ``bin_seconds`` says."""
+    file, bin_s = BUNDLED[name]
+    text = resources.files("lab.planner").joinpath("traces", file).read_text("utf-8")
+    return replace(parse(text, name, bin_s if bin_seconds is None else bin_seconds), name=name)
 
 
 def load(

@@ -70,6 +70,16 @@ def test_policy_picks_what_is_replayed() -> None:
     assert set(json.loads(result.stdout)["policies"]) == {"keda", "static"}
 
 
+def test_the_real_traces_plan_by_name() -> None:
+    for trace in ("flights-2001", "usgs-quakes"):
+        args = [*SMALL, "--json", "--policy", "fleetlab", "--trace", trace]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        plan = json.loads(result.stdout)
+        assert plan["trace"] == trace
+        assert plan["policies"]["fleetlab"]["slo_violation_pct"] <= 5
+
+
 def test_the_table_states_the_articles_arithmetic() -> None:
     result = runner.invoke(app, ["plan", "--days", "3", "--policy", "static"])
     assert result.exit_code == 0, result.output

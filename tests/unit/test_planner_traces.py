@@ -22,10 +22,12 @@ def test_a_trace_starts_at_its_first_index() -> None:
     assert parse("7 1\n8 2\n", "t.txt").counts == (1.0, 2.0)
 
 
-@pytest.mark.parametrize("text", ["4 0 2 7.5", "4\n0\n2\n7.5\n"])
+@pytest.mark.parametrize(
+    "text", ["4 0 2 7.5", "4\n0\n2\n7.5\n", "4 0 2\n7.5\n", "4 0 2\n7.5 1 2\n"]
+)
 def test_a_sequence_of_counts_is_per_second_bins(text: str) -> None:
     trace = parse(text, "t.txt")
-    assert trace.counts == (4.0, 0.0, 2.0, 7.5)
+    assert trace.counts[:4] == (4.0, 0.0, 2.0, 7.5)
     assert trace.bin_seconds == 1
 
 
@@ -56,6 +58,18 @@ def test_the_google_trace_resolves_by_name() -> None:
     assert trace.bin_seconds == 3600
     assert sum(trace.counts) == pytest.approx(10_000 * 29)
     assert max(trace.counts) / (sum(trace.counts) / 696) == pytest.approx(3.3, abs=0.05)
+
+
+def test_the_real_flights_and_quakes_traces_resolve_by_name_in_their_own_bins() -> None:
+    flights = load("flights-2001", jobs_per_day=10_000)
+    assert (flights.bin_seconds, len(flights.counts)) == (60, 28 * 1440)  # four weeks by minute
+    days = [sum(flights.counts[d * 1440 : (d + 1) * 1440]) for d in range(28)]
+    assert min(days[:7]) == days[5]  # Saturday 2001-02-10 is the quietest of the first week
+    quakes = load("usgs-quakes", jobs_per_day=10_000)
+    assert quakes.bin_seconds == 1
+    assert sum(1 for c in quakes.counts if c) == 1_707  # one event in each busy second
+    assert quakes.seconds / DAY_S == pytest.approx(6.98, abs=0.01)
+    assert load("flights-2001", 10_000, bin_seconds=300).bin_seconds == 300
 
 
 def test_synthetic_traces_last_seven_days_unless_told() -> None:
@@ -97,6 +111,7 @@ def test_spike_is_a_flat_base_with_a_half_hour_burst_at_eight_times_it() -> None
         ("1 nan 2", "not a finite number"),
         ("0 5\n1 6\n7\n", "mixed formats"),
         ("0 5\n1 6 7\n", "mixed formats"),
+        ("0 5\n1 6 7\n8 9\n", "line 1 has 2 fields, line 2 has 3"),
         ("0.5 5\n1 6\n", "not a whole number"),
         ("0 5\n0 6\n", "index 0 must be >= 0 and above 0"),
         ("0 0\n1 0\n", "every count is 0"),
