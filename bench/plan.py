@@ -33,6 +33,8 @@ CASES = {
     "bursty-2": ("bursty-2", "fixed"),
     "google-2011": ("google-2011", "fixed"),
     "heavy": ("diurnal", "lognormal"),
+    "flights-2001": ("flights-2001", "fixed"),
+    "usgs-quakes": ("usgs-quakes", "fixed"),
 }
 BOUND_RATIO = 1.08
 LATE_PCT = 5.0
