@@ -325,6 +325,31 @@ def test_rate_estimate_follows_completions_and_queue_growth() -> None:
     assert memory.rate == pytest.approx(5 / 180, rel=0.01)  # Little's law on the servers
 
 
+def test_messages_a_worker_received_ahead_wait_in_its_batch_not_on_a_server() -> None:
+    # The twin's lab: one instance runs one half-second job at a time, and ten requests are out.
+    # A worker that takes a batch of ten off the queue leaves none visible and ten in flight, of
+    # which one runs and nine wait. Counted as completions (in flight / job time) they read as
+    # 20 arrivals a second, a rise, and the lab's fleet went to 4 where the simulator's went to
+    # 2. The policy must see the same work either way: one running, nine queued.
+    config = ScalerConfig(min_instances=1, max_instances=4, slo_p95_s=6, job_s=0.5, boot_s=8,
+                          scale_in_after_s=10, rate_window_s=15)  # fmt: skip
+    members = up(1, 0, "busy")
+    timed = {"job_seconds": (0.5,) * 20}
+
+    def ticks(visible: int, in_flight: int) -> list[tuple[float, Observed]]:
+        return [
+            (float(t), observed(at(members, t), visible, in_flight, **timed))
+            for t in range(0, 40, 2)
+        ]
+
+    queued = run(ticks(visible=9, in_flight=1), config)
+    batched = run(ticks(visible=0, in_flight=10), config)
+    assert [d.desired for d in batched] == [d.desired for d in queued]
+    assert batched[-1].memory.rate == pytest.approx(1 / 0.5)  # one server, 2 a second
+    assert max(d.desired for d in batched) == 2  # nine waiting: 4.5 s over the 4.4 s line
+    assert "backlog 9" in batched[0].reason
+
+
 def test_config_problems_are_named() -> None:
     bad = ScalerConfig(min_instances=5, max_instances=2, slo_p95_s=0, quantile=1.5)
     problems = " ".join(bad.problems())

@@ -10,10 +10,12 @@ instances (a queue band). The fleet grows when the backlog's newest job would wa
 its share of the budget (the launch line), and shrinks only to what keeps the queue under that
 line for an hour of arrivals at the high end of their noise (the drain line), or, with an empty
 queue, by the instances idle now. The arrival rate is not observable on SQS; it is estimated as
-completions (jobs in flight / mean job time, Little's law on the servers) plus the growth of the
-queue, smoothed over an hour and over ten minutes. A server is one job slot: an instance whose
-worker runs k jobs at once is k servers (its ``slots``, as its status says, weighted by the time
-its jobs took), so the fleet needs the servers divided by k.
+completions (jobs running / mean job time, Little's law on the servers) plus the growth of the
+queue, smoothed over an hour and over ten minutes. A worker receives ahead of its free slots, so
+SQS's "in flight" is more than what runs: no more run than the servers up, and the rest wait in
+a worker's batch, which is queued work like the visible messages (``Work``). A server is one job
+slot: an instance whose worker runs k jobs at once is k servers (its ``slots``, as its status
+says, weighted by the time its jobs took), so the fleet needs the servers divided by k.
 
 Rules a user relies on: never below ``min_instances`` nor above ``max_instances``; booting
 instances count as capacity already on its way; scale-in only drains (a drained instance is
@@ -144,6 +146,14 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class Work:
+    """The requests as the policy counts them: on a server, or waiting for one."""
+
+    running: int  # in flight and running: at most the servers up
+    backlog: int  # visible, delayed, or in flight but held unstarted (a worker's batch)
+
+
+@dataclass(frozen=True)
 class Memory:
     """What the policy carries between ticks."""
 
@@ -220,6 +230,16 @@ def sort_members(members: Sequence[Member], config: ScalerConfig, now: float) ->
     return Fleet(tuple(serving), tuple(booting), tuple(draining), tuple(stopped), tuple(unhealthy))
 
 
+def count_work(observed: Observed, fleet: Fleet) -> Work:
+    """Split SQS's in-flight count: a worker takes a batch off the queue ahead of its free
+    slots, so no more run than the servers of the instances up (serving or draining, each worth
+    its ``slots``); the rest wait, in a worker's batch or behind a dead instance's visibility
+    timeout, and count with the queue."""
+    servers = sum(m.slots for m in (*fleet.serving, *fleet.draining))
+    running = min(observed.in_flight, servers)
+    return Work(running, observed.backlog + observed.in_flight - running)
+
+
 def job_time(
     observed: Observed, memory: Memory, config: ScalerConfig, now: float
 ) -> tuple[float, float | None]:
@@ -242,13 +262,13 @@ def job_time(
 
 
 def estimate_rate(
-    observed: Observed, memory: Memory, job_s: float, config: ScalerConfig, now: float
+    observed: Observed, work: Work, memory: Memory, job_s: float, config: ScalerConfig, now: float
 ) -> tuple[float, float]:
-    """Arrivals/s, smoothed slow and fast: completions (in flight / job time) plus the growth of
-    what is queued. The slow estimate is used; it jumps to the fast one when the two differ by
-    more than Poisson noise could explain (3 sigma): a step in demand, not a blip."""
+    """Arrivals/s, smoothed slow and fast: completions (running / job time) plus the growth of
+    what is outstanding. The slow estimate is used; it jumps to the fast one when the two differ
+    by more than Poisson noise could explain (3 sigma): a step in demand, not a blip."""
     outstanding = observed.outstanding
-    completions = observed.in_flight / job_s
+    completions = work.running / job_s
     if memory.at is None or now <= memory.at:
         return completions, completions
     elapsed = now - memory.at
@@ -283,7 +303,7 @@ def instances(servers: int, slots: int) -> int:
 
 
 def need(
-    observed: Observed,
+    work: Work,
     rate: float,
     fast: float,
     job_s: float,
@@ -300,16 +320,16 @@ def need(
     ``launch_sigma`` sd (a utilisation of one: the queue covers the rest). A launch for a rate
     that merely wobbles would be drained again within the hour.
     """
-    work = 0
+    ahead = 0
     if fast > rate + config.rise_sigma * fast_noise(rate, config):
         low = max(0.0, rate - config.launch_sigma * rate_noise(rate, config))
-        work = instances(math.ceil(low * job_s - 1e-9), slots)
-    backlog = observed.backlog
+        ahead = instances(math.ceil(low * job_s - 1e-9), slots)
+    backlog = work.backlog
     catch_up = instances(math.ceil(backlog * job_s / clear_s), slots)
     per = f", {slots} jobs at once each" if slots > 1 else ""
-    if catch_up > work:
+    if catch_up > ahead:
         return catch_up, f"backlog {backlog} must clear within {clear_s:.0f} s{per}"
-    return work, (
+    return ahead, (
         f"{rate * 3600:.0f} jobs/h of {job_s:.0f} s; queue spends {clear_s:.0f} s wait{per}"
     )
 
@@ -326,7 +346,7 @@ def fast_noise(rate: float, config: ScalerConfig) -> float:
 
 
 def keep_need(
-    observed: Observed,
+    work: Work,
     fleet: Fleet,
     rate: float,
     fast: float,
@@ -356,7 +376,7 @@ def keep_need(
     noise = rate_noise(rate, config)
     slope = (fast - rate) / (window * 5 / 6)  # a ramp puts the fast EMA this far ahead
     ahead = fast + slope * (window / 6 + config.boot_s + config.scale_in_after_s)
-    backlog = observed.backlog
+    backlog = work.backlog
     high = rate + config.scale_in_sigma * noise
     if not backlog:
         high = min(high, fast + fast_noise(rate, config))
@@ -368,7 +388,7 @@ def keep_need(
         return instances(keep, slots)
     idle = sum(1 for m in fleet.serving if m.state == "idle")
     busy = (fleet.capacity - idle) * max(1, slots)
-    keep = max(observed.in_flight, min(busy, math.ceil(high * job_s - 1e-9)))
+    keep = max(work.running, min(busy, math.ceil(high * job_s - 1e-9)))
     seen = max(0.0, min(high, fast))
     if keep == 0 and seen * (config.boot_s + config.scale_in_after_s) >= 1 - seen * job_s:
         return 1
@@ -378,19 +398,20 @@ def keep_need(
 def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float) -> Decision:
     """The policy: launch, drain, terminate and replace, from ``observed`` at time ``now``."""
     job_s, scv = job_time(observed, memory, config, now)
-    rate, fast = estimate_rate(observed, memory, job_s, config, now)
     fleet = sort_members(observed.members, config, now)
+    work = count_work(observed, fleet)
+    rate, fast = estimate_rate(observed, work, memory, job_s, config, now)
     slots = slots_per_instance(fleet, memory)
     clear_s = budget_s(job_s, config, scv) * config.catch_up_share
-    wanted, why = need(observed, rate, fast, job_s, clear_s, config, slots)
+    wanted, why = need(work, rate, fast, job_s, clear_s, config, slots)
     wanted = min(config.max_instances, max(config.min_instances, wanted))
-    keep_n = keep_need(observed, fleet, rate, fast, job_s, clear_s, config, slots)
+    keep_n = keep_need(work, fleet, rate, fast, job_s, clear_s, config, slots)
     keep = min(config.max_instances, max(wanted, keep_n))
     # A drain waits out the window, ``steady_scale_in`` times longer while the surplus could be
     # noise. It is not when the fast estimate shows demand falling (by one sd), nor when, with
     # an empty queue, more are surplus than the busy count's sd (Poisson: the root of the work):
     # then each minute of idle instances is paid for nothing.
-    idle_surplus = not observed.backlog and (fleet.capacity - keep > math.sqrt(rate * job_s))
+    idle_surplus = not work.backlog and (fleet.capacity - keep > math.sqrt(rate * job_s))
     falling = fast < rate - fast_noise(rate, config) or idle_surplus
     wait_s = config.scale_in_after_s * (1.0 if falling else max(1.0, config.steady_scale_in))
     kept = now - config.scale_in_after_s * max(1.0, config.steady_scale_in)
