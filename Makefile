@@ -79,7 +79,7 @@ bench: deps venv
 	$(BIN)/python bench/pipeline.py --n 500 --reps 3 --latency both
 	$(BIN)/python bench/moto_cost.py --n 500 --reps 3
 	$(BIN)/python bench/plan.py --seeds 3
-	$(BIN)/python bench/twin.py
+	$(BIN)/python bench/twin.py --runs 3
 
 # The explorer's tests marked soak (a failure shrunk to a replay), then the explorer at scale,
 # on a clean lab per emulator: 1,000 requests over about 5 minutes with faults at 12 a minute

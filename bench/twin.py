@@ -1,12 +1,14 @@
 """Twin benchmark: one short, compressed demand trace through the real lab and through the
 planner's simulator with the same settings; p95 latency, instance-seconds and launches of each.
+It runs at two loads (``--rates``): a busiest 3 requests a second, which the queue band meets
+with one launch, and 6, which takes three, so the launches compared are more than one.
 
 The lab side is the chaos harness's clean lab (moto, the hypervisor's process bodies, every
 instance's own worker and scaler, the callback receiver): requests are sent at the trace's
 Poisson arrival times, answers are read off the response queue, the fleet is sampled from EC2 as
 it goes. The simulator side replays the same arrival times against ``worker.scaler.capacity``
-with the lab's scaler settings, its tick and its boot time. One JSON line per side and one with
-the ratios (simulator / lab); ``--runs`` repeats the lab side and reports medians.
+with the lab's scaler settings, its tick and its boot time. One JSON line per rate and side and
+one with the ratios (simulator / lab); ``--runs`` repeats the lab side and reports medians.
 
 Jobs are ``wait`` requests (the worker runs ``/bin/sleep``): the fake binary burns CPU, and every
 lab instance shares the one host's cores, so with it a job's time grows with how many run at
@@ -157,31 +159,43 @@ def run_sim(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rate", type=float, default=3.0, help="busiest arrivals per second")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=1, help="lab replays (medians reported)")
-    args = parser.parse_args()
-    trace = the_trace(args.rate)
+def compare(rate: float, seed: int, runs: int) -> None:
+    """The lab ``runs`` times and the simulator twice at one rate; a JSON line per side and per
+    ratio (simulator / lab)."""
+    trace = the_trace(rate)
     config = twin_config(JOB_S)
-    labs = [run_lab(trace, args.seed, config) for _ in range(args.runs)]
+    labs = [run_lab(trace, seed, config) for _ in range(runs)]
     lab = {k: statistics.median(x[k] for x in labs) for k in labs[0] if labs[0][k] is not None}
     job_s = lab.get("job_seconds_measured") or JOB_S
     boot_s = lab.get("boot_seconds_measured") or config.boot_s
     sides = {
         "lab": lab,
-        "sim-nominal": run_sim(trace, args.seed, config, JOB_S, config.boot_s),
-        "sim-measured": run_sim(trace, args.seed, config, job_s, boot_s),
+        "sim-nominal": run_sim(trace, seed, config, JOB_S, config.boot_s),
+        "sim-measured": run_sim(trace, seed, config, job_s, boot_s),
     }
+    head = {"bench": "twin", "rate": rate}
     for side, figures in sides.items():
-        print(json.dumps({"bench": "twin", "side": side, "runs": args.runs} | figures), flush=True)
+        print(json.dumps(head | {"side": side, "runs": runs} | figures), flush=True)
     for side in ("sim-nominal", "sim-measured"):
         ratios = {
             key: round(sides[side][key] / lab[key], 3) if lab[key] else None
             for key in ("p95_s", "instance_seconds", "launches")
         }
-        print(json.dumps({"bench": "twin", "ratio": f"{side} / lab"} | ratios), flush=True)
+        print(json.dumps(head | {"ratio": f"{side} / lab"} | ratios), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--rates",
+        default="3,6",
+        help="busiest arrivals per second, comma-separated: 3 needs one launch, 6 three",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=1, help="lab replays (medians reported)")
+    args = parser.parse_args()
+    for rate in args.rates.split(","):
+        compare(float(rate), args.seed, args.runs)
 
 
 if __name__ == "__main__":
