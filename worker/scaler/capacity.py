@@ -136,13 +136,8 @@ class Observed:
 
     @property
     def backlog(self) -> int:
-        """The requests waiting for a worker: visible now, or delayed."""
+        """The requests waiting on the queue: visible now, or delayed (see ``Work.backlog``)."""
         return self.visible + self.delayed
-
-    @property
-    def outstanding(self) -> int:
-        """Every request not yet answered: waiting, or in flight."""
-        return self.backlog + self.in_flight
 
 
 @dataclass(frozen=True)
@@ -151,6 +146,11 @@ class Work:
 
     running: int  # in flight and running: at most the servers up
     backlog: int  # visible, delayed, or in flight but held unstarted (a worker's batch)
+
+    @property
+    def outstanding(self) -> int:
+        """Every request not yet answered: waiting, or running."""
+        return self.running + self.backlog
 
 
 @dataclass(frozen=True)
@@ -262,12 +262,12 @@ def job_time(
 
 
 def estimate_rate(
-    observed: Observed, work: Work, memory: Memory, job_s: float, config: ScalerConfig, now: float
+    work: Work, memory: Memory, job_s: float, config: ScalerConfig, now: float
 ) -> tuple[float, float]:
     """Arrivals/s, smoothed slow and fast: completions (running / job time) plus the growth of
     what is outstanding. The slow estimate is used; it jumps to the fast one when the two differ
     by more than Poisson noise could explain (3 sigma): a step in demand, not a blip."""
-    outstanding = observed.outstanding
+    outstanding = work.outstanding
     completions = work.running / job_s
     if memory.at is None or now <= memory.at:
         return completions, completions
@@ -400,7 +400,7 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
     job_s, scv = job_time(observed, memory, config, now)
     fleet = sort_members(observed.members, config, now)
     work = count_work(observed, fleet)
-    rate, fast = estimate_rate(observed, work, memory, job_s, config, now)
+    rate, fast = estimate_rate(work, memory, job_s, config, now)
     slots = slots_per_instance(fleet, memory)
     clear_s = budget_s(job_s, config, scv) * config.catch_up_share
     wanted, why = need(work, rate, fast, job_s, clear_s, config, slots)
@@ -425,7 +425,7 @@ def decide(observed: Observed, config: ScalerConfig, memory: Memory, now: float)
         fast=fast,
         job_s=job_s,
         scv=scv,
-        outstanding=observed.outstanding,
+        outstanding=work.outstanding,
         needs=needs,
         slots=slots,
     )
