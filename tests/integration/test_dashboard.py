@@ -195,6 +195,11 @@ def test_a_poisoned_request_shows_its_logged_reason(running: Running) -> None:
     letter = wait_until(logged, 150, f"{request_id} in the DLQ with its reason", 1.0)[0]
     assert letter["receive_count"] >= env.max_receive_count
     assert letter["worker"].startswith("i-")
+    # From the first look, the worker's answer: its line ships before SQS may move the message
+    # (before, a look could catch only the "last-receive" line: "took its last receive and
+    # ended before answering", of a worker that had answered).
+    assert letter["reason"].startswith("binary was killed by signal"), letter["reason"]
+    assert letter["reason"].endswith("answered, and left for the dead-letter queue")
     shown = running.lab("dlq", "show", letter["message_id"])
     assert letter["reason"] in shown.stdout
 

@@ -33,7 +33,8 @@ def log_reason_later(lab: Lab, request_id: str, after_s: float) -> threading.Thr
         time.sleep(after_s)
         log = ActivityLog("i-late", lab.home / "late.log", sink, flush_s=0.1)
         log.event("dead-letter", request_id=request_id, status="BINARY_CRASHED",
-                  detail="answered; left for the dead-letter queue")  # fmt: skip
+                  detail="binary was killed by signal SIGSEGV on each of 5 receives; answered, "
+                         "and left for the dead-letter queue")  # fmt: skip
         log.close()
 
     thread = threading.Thread(target=ship, daemon=True)

@@ -297,7 +297,11 @@ def test_binary_failures_and_timeouts_are_errors_and_garbage_stays_xml(
     assert "SIGABRT on each of 3 receives" in crashed.message
     crash_id = next(m for m, fault in sent.items() if fault == "crash")
     assert len(worker.events("retry", crash_id)) == 2
-    assert worker.wait_for("dead-letter", crash_id)[0].detail.startswith("answered")
+    [dead] = worker.wait_for("dead-letter", crash_id)  # its reason: the error it was answered with
+    assert (dead.status, dead.detail) == (
+        "BINARY_CRASHED",
+        f"{crashed.message}; answered, and left for the dead-letter queue",
+    )
     wait_until(lambda: lab.depth(lab.env.dead_letter_queue_url)[0] == 1, 20, "the DLQ")
     assert (hung.status, hung.code) == ("error", "BINARY_TIMEOUT")
     garbage, data = found["garbage"]

@@ -14,7 +14,7 @@ from memstore import DictStore
 from rig import REFUSED, Rig, request
 
 from lab.client.results import parse_response
-from worker.consume.outcome import DELETE, HAND_BACK, LEAVE, Outcome, RetryAfter
+from worker.consume.outcome import DELETE, LEAVE, Outcome, RetryAfter
 from worker.errors import PreconditionFailed
 from worker.state.claims import Claims, claim_key
 
@@ -131,6 +131,22 @@ def test_a_busy_claim_comes_back_once_the_lease_ends(rig: Rig) -> None:
     assert rig.queue.visible() == [outcome.message_id]
 
 
+def test_a_copy_busy_on_its_last_receive_leaves_its_reason_time_to_ship(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, max_receive_count=1)  # every receive is the last
+    try:
+        Claims(rig.store, "w2").acquire(claim_key("x", "busy-2"), "x", now=0, lease_s=30)
+        rig.queue.advance(29.5)  # the holder's lease ends in half a second
+        outcome = rig.process(request(request_id="busy-2"))
+        # Back in 2 s would be enough for the claim; the message waits for its reason's line
+        # to ship (five of the log's 1 s intervals) before SQS may dead-letter it.
+        assert (outcome.kind, outcome.action) == ("dead-lettered", RetryAfter(5))
+        rig.settle(outcome)
+        [dead] = rig.lines(outcome.message_id, "dead-letter")
+        assert dead.detail == "claim held by w2 on its last receive; the holder answers"
+    finally:
+        rig.close()
+
+
 @pytest.mark.parametrize("service", ["echo", "say"])  # lease mode, result mode
 def test_a_duplicate_gets_the_stored_response_byte_for_byte_and_never_runs(
     rig: Rig, service: str
@@ -197,16 +213,23 @@ def test_a_crash_is_retried_then_answered_and_dead_lettered_on_its_last_receive(
         rig.queue.advance(31)  # visible again, and the claim's lease has run out
         assert rig.lines(message_id, "retry")[-1].detail.endswith("back in 31s"), receive
     last = rig.pipeline.process(rig.receive())
-    assert (last.kind, last.action, last.event) == ("dead-lettered", HAND_BACK, "dead-letter")
+    # Hidden for five of the activity log's ship intervals (1 s), so that its "dead-letter"
+    # line reaches CloudWatch before the message reaches the DLQ (`lab dlq` reads the reason).
+    assert (last.kind, last.action, last.event) == ("dead-lettered", RetryAfter(5), "dead-letter")
     status, code, message = response(rig)
     assert (status, code) == ("error", "BINARY_CRASHED")
     assert message == "binary was killed by signal SIGABRT on each of 3 receives"
     rig.settle(last)
-    assert rig.lines(message_id, "dead-letter")[0].detail.startswith("answered")
+    [dead] = rig.lines(message_id, "dead-letter")  # its reason in lab dlq: the error answered
+    assert dead.status == "BINARY_CRASHED"
+    assert dead.detail == f"{message}; answered, and left for the dead-letter queue"
+    rig.queue.advance(4)
+    assert rig.queue.receive(10, 0, 30) == [] and not rig.queue.dead_letters  # still hidden
+    rig.queue.advance(1)
     assert rig.queue.receive(10, 0, 30) == []  # its next receive moved it to the DLQ
     assert [m.message_id for m in rig.queue.dead_letters] == [message_id]
     assert len(rig.lines(message_id, "retry")) + len(rig.lines(message_id, "error")) == 3
-    assert [c.seconds for c in rig.queue.operations("visibility")] == [31, 31, 0]
+    assert [c.seconds for c in rig.queue.operations("visibility")] == [31, 31, 5]
 
 
 @pytest.mark.parametrize(

@@ -24,15 +24,17 @@ class Delete:
 
 @dataclass(frozen=True)
 class RetryAfter:
-    """Not answered yet: make the message visible again in ``seconds``."""
+    """Visible again in ``seconds``: not answered yet, or answered and kept for the dead-letter
+    queue (its next receive is past ``maxReceiveCount``, so the redrive policy moves it there;
+    the seconds give its logged reason the lead)."""
 
     seconds: int
 
 
 @dataclass(frozen=True)
 class HandBack:
-    """Visible again now (visibility 0): unstarted, or answered and kept for the dead-letter queue
-    (its next receive is past ``maxReceiveCount``, so the redrive policy moves it there)."""
+    """Visible again now (visibility 0), for another worker to take: unstarted, or stopped
+    unfinished (a spot interruption, a rebalance recommendation)."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from worker.handle.deliver import Deliverer
 from worker.handle.ending import Failed, Fenced, Retry
 from worker.handle.job import Answer, JobContext, run_job
 from worker.handle.request import QUEUE_OUTPUT, OutputSpec
-from worker.handle.response import error
+from worker.handle.response import Response, error
 from worker.handle.services import Registry
 from worker.handle.validate import Job, Rejected, validate
 from worker.state.activity import ActivityLog, EventName
@@ -48,6 +48,7 @@ from worker.state.claims import AlreadyDone, Claim, Claims, may_be_stored
 from worker.state.lease import Lease
 
 _MAX_VISIBILITY_S = 43_200  # SQS's limit on a visibility timeout
+_SHIP_INTERVALS = 5  # of the activity log's: the lead of a dead letter's reason over the message
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class Pipeline:
         if not published.ours:
             return self.resend(about, job, published.claim, "published first by")
         self.log.event("published", detail="create-only write won", **about.ids())
-        return self.deliver(about, job.request.output, body, _answered(verdict))
+        return self.deliver(about, job.request.output, body, _answered(verdict), verdict.response)
 
     def resend(self, about: _About, job: Job, claim: Claim, how: str) -> Outcome:
         """Deliver the response a finished claim stored, byte for byte, without running."""
@@ -204,7 +205,7 @@ class Pipeline:
             lease.finish(body.decode())
         except ClaimLost as exc:
             return _fenced(about, str(exc))
-        return self.deliver(about, job.request.output, body, _answered(verdict))
+        return self.deliver(about, job.request.output, body, _answered(verdict), verdict.response)
 
     def unanswered(self, about: _About, verdict: Retry | Fenced) -> Outcome:
         """A run that ended without an answer: retried later, or fenced (the taker answers)."""
@@ -257,16 +258,25 @@ class Pipeline:
             # explore`): its next receive moves it to the dead-letter queue, and every dead
             # letter must say why. The holder answers the request.
             detail = f"{exc} on its last receive; the holder answers"
-            return _outcome(about, "dead-lettered", RetryAfter(delay), "dead-letter",
+            lead = RetryAfter(max(delay, self.reason_lead_s()))
+            return _outcome(about, "dead-lettered", lead, "dead-letter",
                             exc.code, detail, exc.code)  # fmt: skip
         return _outcome(
             about, "retried", RetryAfter(delay), "busy", "retry", f"{exc}; back in {delay}s",
             code=exc.code,
         )  # fmt: skip
 
-    def deliver(self, about: _About, output: OutputSpec, body: bytes, kind: Kind) -> Outcome:
-        """Deliver; then decide: delete it, or (a poison) hand it back for the DLQ; on failure
-        leave it to come back (on its last receive, for the redrive policy to dead-letter)."""
+    def deliver(
+        self,
+        about: _About,
+        output: OutputSpec,
+        body: bytes,
+        kind: Kind,
+        answer: Response | None = None,
+    ) -> Outcome:
+        """Deliver ``body`` (``answer``, rendered, where the run made it); then decide: delete
+        it, or (a poison) hand it back for the DLQ with the answer's error as its reason; on
+        failure leave it to come back (on its last receive, for the redrive policy)."""
         try:
             done = self.deliverer.deliver(output, body, about.message.message_id)
         except DeliveryError as exc:
@@ -275,10 +285,23 @@ class Pipeline:
             "delivered", detail=f"{done.target}, {done.attempts} attempt(s)", **about.ids()
         )
         if kind == "dead-lettered":
-            # Visible now: its next receive is past maxReceiveCount, so SQS moves it to the DLQ.
-            detail = "answered; left for the dead-letter queue"
-            return _outcome(about, kind, HAND_BACK, "dead-letter", detail=detail, response=body)
+            # Its next receive is past maxReceiveCount, so SQS moves it to the DLQ — after a
+            # few of the activity log's ship intervals, so that this line is there before it.
+            assert answer is not None and answer.code, "a poison request is answered with an error"
+            detail = f"{answer.message}; answered, and left for the dead-letter queue"
+            lead = RetryAfter(self.reason_lead_s())
+            return _outcome(about, kind, lead, "dead-letter", answer.code, detail, response=body)
         return _outcome(about, kind, DELETE, response=body)
+
+    def reason_lead_s(self) -> int:
+        """How long an answered poison request stays hidden before SQS may dead-letter it.
+
+        ``lab dlq``, the dashboard and the chaos checker take a dead letter's reason from the
+        activity log, which ships every ``log_flush_s``. Visible at once (as it was), the next
+        receive moved the message before its "dead-letter" line shipped, and the only line
+        found was its "last-receive": read as a worker that died holding it — wrong, and
+        then changing (CI, `test_a_poisoned_request_shows_its_logged_reason`)."""
+        return max(2, math.ceil(_SHIP_INTERVALS * self.config.log_flush_s))
 
     def left(self, about: _About, code: str, detail: str) -> Outcome:
         """Not answered now: left to come back by itself (no call), or on its last receive for

@@ -52,6 +52,9 @@ EXPLORE_SCALER = {"stale_after_s": 30.0, "scale_in_after_s": 10.0}
 EXPLORE_SPOT = {"spot_fraction": 0.5, "spot_fallback_after": 0}
 SETTLE_IDLE_S = 45.0  # give up settling once nothing new was answered for this long
 SETTLE_MAX_S = 300.0
+# Answered is not yet gone: a delete is settled with the next batch, and an answered poison
+# request stays hidden a few seconds (its reason's lead) before SQS dead-letters it.
+DRAIN_S = 15.0
 
 
 @dataclass
@@ -289,7 +292,7 @@ def play(arena: Arena, schedule: Schedule, say: Say, mine: str = "") -> Outcome:
     arena.mark("workload", "-", f"{len(sent)} message(s) sent; settling")
     say(f"explore: {len(sent)} sent, {len(schedule.faults)} fault(s); settling")
     player.settle()
-    visible, in_flight = _depth(arena)
+    visible, in_flight = _drained(arena, DRAIN_S)
     unsettled = None
     if visible + in_flight:  # not lost: the fleet did not get to them (too slow, or stuck)
         unsettled = f"did not settle: {visible + in_flight} message(s) still in the request queue"
@@ -327,6 +330,14 @@ def aws_calls(arena: Arena) -> dict[str, int]:
         return read_counts(stack.proxy_counts(arena.settings)).get("emulator", {})
     except ValueError:
         return {}
+
+
+def _drained(arena: Arena, patience_s: float) -> tuple[int, int]:
+    """The request queue's depth (visible, in flight), once empty or after ``patience_s``."""
+    deadline = time.monotonic() + patience_s
+    while sum(depth := _depth(arena)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return depth
 
 
 def _depth(arena: Arena) -> tuple[int, int]:
