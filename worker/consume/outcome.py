@@ -51,7 +51,7 @@ Kind = Literal[
     "error-delivered",  # error response delivered; delete
     "redelivered",  # duplicate of a finished request: stored response re-sent; delete
     "retried",  # to come back (busy claim, crashed binary, delivery failed, internal error)
-    "dead-lettered",  # last receive: left (or handed back, answered) for the redrive policy
+    "dead-lettered",  # last receive: left (or, answered, visible again soon) for the redrive policy
     "fenced",  # the claim was taken over: this worker's result is withheld, the taker answers
     "released",  # handed back unstarted (draining, or held too long behind a long job)
 ]
