@@ -258,8 +258,7 @@ class Pipeline:
             # explore`): its next receive moves it to the dead-letter queue, and every dead
             # letter must say why. The holder answers the request.
             detail = f"{exc} on its last receive; the holder answers"
-            lead = RetryAfter(max(delay, self.reason_lead_s()))
-            return _outcome(about, "dead-lettered", lead, "dead-letter",
+            return _outcome(about, "dead-lettered", self.dead_letter_after(delay), "dead-letter",
                             exc.code, detail, exc.code)  # fmt: skip
         return _outcome(
             about, "retried", RetryAfter(delay), "busy", "retry", f"{exc}; back in {delay}s",
@@ -275,8 +274,8 @@ class Pipeline:
         answer: Response | None = None,
     ) -> Outcome:
         """Deliver ``body`` (``answer``, rendered, where the run made it); then decide: delete
-        it, or (a poison) hand it back for the DLQ with the answer's error as its reason; on
-        failure leave it to come back (on its last receive, for the redrive policy)."""
+        it, or (a poison) keep it for the DLQ with the answer's error as its reason; on failure
+        leave it to come back (on its last receive, for the redrive policy)."""
         try:
             done = self.deliverer.deliver(output, body, about.message.message_id)
         except DeliveryError as exc:
@@ -285,23 +284,24 @@ class Pipeline:
             "delivered", detail=f"{done.target}, {done.attempts} attempt(s)", **about.ids()
         )
         if kind == "dead-lettered":
-            # Its next receive is past maxReceiveCount, so SQS moves it to the DLQ — after a
-            # few of the activity log's ship intervals, so that this line is there before it.
             assert answer is not None and answer.code, "a poison request is answered with an error"
             detail = f"{answer.message}; answered, and left for the dead-letter queue"
-            lead = RetryAfter(self.reason_lead_s())
+            lead = self.dead_letter_after()
             return _outcome(about, kind, lead, "dead-letter", answer.code, detail, response=body)
         return _outcome(about, kind, DELETE, response=body)
 
-    def reason_lead_s(self) -> int:
-        """How long an answered poison request stays hidden before SQS may dead-letter it.
+    def dead_letter_after(self, seconds: int = 0) -> RetryAfter:
+        """Visible again in ``seconds``, on its last receive: its next receive is past
+        maxReceiveCount, so SQS moves it to the DLQ — but not before its "dead-letter" line,
+        written as this outcome is settled, has had a few of the activity log's ship intervals.
 
         ``lab dlq``, the dashboard and the chaos checker take a dead letter's reason from the
-        activity log, which ships every ``log_flush_s``. Visible at once (as it was), the next
-        receive moved the message before its "dead-letter" line shipped, and the only line
-        found was its "last-receive": read as a worker that died holding it — wrong, and
+        activity log, which ships every ``log_flush_s``. An answered poison request made
+        visible at once (as it was) moved before its "dead-letter" line shipped, and the only
+        line found was its "last-receive": read as a worker that died holding it — wrong, and
         then changing (CI, `test_a_poisoned_request_shows_its_logged_reason`)."""
-        return max(2, math.ceil(_SHIP_INTERVALS * self.config.log_flush_s))
+        lead = max(2, math.ceil(_SHIP_INTERVALS * self.config.log_flush_s))
+        return RetryAfter(max(seconds, lead))
 
     def left(self, about: _About, code: str, detail: str) -> Outcome:
         """Not answered now: left to come back by itself (no call), or on its last receive for
